@@ -1,0 +1,47 @@
+"""laion_fmri: the data layer for the LAION-fMRI 7T dataset.
+
+Configure once (:func:`laion_fmri.config.dataset_initialize`), discover
+(:mod:`laion_fmri.discovery`), download (:mod:`laion_fmri.download`), load a
+subject (:func:`load_subject`), align stimuli (:func:`load_stimuli`) and apply
+the published splits (:mod:`laion_fmri.splits`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.2.0"
+
+# Heavy modules load on first use so `import laion_fmri` and the CLI stay fast.
+_LAZY = {
+    "load_subject": ("laion_fmri.subject", "load_subject"),
+    "Subject": ("laion_fmri.subject", "Subject"),
+    "load_subjects": ("laion_fmri.group", "load_subjects"),
+    "load_stimuli": ("laion_fmri.stimuli", "load_stimuli"),
+    "Stimuli": ("laion_fmri.stimuli", "Stimuli"),
+    "download_stimuli": ("laion_fmri.download", "download_stimuli"),
+    "download_embeddings": ("laion_fmri.download", "download_embeddings"),
+    "download_segmentations": ("laion_fmri.download", "download_segmentations"),
+    "download_captions": ("laion_fmri.download", "download_captions"),
+    "make_sample_dataset": ("laion_fmri.sample", "make_sample_dataset"),
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from laion_fmri.stimuli import Stimuli, load_stimuli  # noqa: F401
+    from laion_fmri.subject import Subject, load_subject  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'laion_fmri' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = ["__version__", *_LAZY]

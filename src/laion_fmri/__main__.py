@@ -1,0 +1,7 @@
+"""``python -m laion_fmri`` runs the CLI."""
+
+import sys
+
+from laion_fmri.cli import main
+
+sys.exit(main())

@@ -1,0 +1,62 @@
+"""The ``laion-fmri`` command line.
+
+Each sub-command lives in its own module in this package and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` to a callable
+taking the parsed ``argparse.Namespace`` and returning an exit code. Modules
+are discovered automatically, so adding a command never edits this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from laion_fmri import __version__
+from laion_fmri.errors import LaionFMRIError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every discovered sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="laion-fmri",
+        description="Discover, download and load the LAION-fMRI dataset.",
+    )
+    parser.add_argument("--version", action="version", version=f"laion-fmri {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code (errors print one line, not a traceback)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        print("laion-fmri: interrupted; partial downloads are kept and resume next time.",
+              file=sys.stderr)
+        return 130
+    except LaionFMRIError as exc:
+        print(f"laion-fmri: error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError, KeyError, TypeError, PermissionError) as exc:
+        print(f"laion-fmri: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

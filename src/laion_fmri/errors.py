@@ -1,0 +1,151 @@
+"""Every exception the package raises on purpose.
+
+Each one subclasses the built-in exception a caller would naturally catch
+(``ValueError``, ``FileNotFoundError`` ...), so ``except ValueError`` keeps
+working, and each message says what to do next.
+"""
+
+from __future__ import annotations
+
+
+class LaionFMRIError(Exception):
+    """Base class of every error raised on purpose by ``laion_fmri``."""
+
+
+class DataDirNotSetError(LaionFMRIError):
+    """No data directory is configured."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or (
+                "No LAION-fMRI data directory is configured. Set one with "
+                "`laion_fmri.config.dataset_initialize('/path/to/data')` in Python, "
+                "`laion-fmri config --data-dir DIR` on the command line, or the "
+                "LAION_FMRI_DATA_DIR environment variable."
+            )
+        )
+
+
+class ConfigError(LaionFMRIError, ValueError):
+    """A configuration value is malformed (a bad source URL, endpoint, ...)."""
+
+
+class DataNotFoundError(LaionFMRIError, FileNotFoundError):
+    """Requested data does not exist locally or in the source."""
+
+
+class DataNotDownloadedError(DataNotFoundError):
+    """The data exists in the source but has not been downloaded yet."""
+
+
+class NoMatchingDataError(DataNotFoundError):
+    """A download's filters matched no object in the source."""
+
+
+class StimuliNotDownloadedError(DataNotFoundError):
+    """A stimulus file (images, embeddings, captions, ...) is not on disk."""
+
+
+class SubjectNotFoundError(LaionFMRIError, ValueError):
+    """A subject identifier is malformed or unknown."""
+
+
+class SessionNotFoundError(LaionFMRIError, ValueError):
+    """A session identifier is malformed or not available."""
+
+
+class RoiNotFoundError(LaionFMRIError, ValueError):
+    """An ROI or ROI category is not available for the subject."""
+
+
+class LicenseNotAcceptedError(LaionFMRIError, RuntimeError):
+    """The dataset license (or the stimulus data-use agreement) was not accepted."""
+
+
+class UnsafeKeyError(LaionFMRIError, ValueError):
+    """A remote key would resolve to a path outside the data directory."""
+
+
+class SourceUnavailableError(LaionFMRIError, ConnectionError):
+    """The configured data source cannot be reached."""
+
+
+class AccessDeniedError(LaionFMRIError, PermissionError):
+    """The source refused an object (for example a held-out session)."""
+
+
+class DownloadError(LaionFMRIError, RuntimeError):
+    """A transfer failed after every retry; the message names the key and cause."""
+
+
+class IntegrityError(LaionFMRIError, OSError):
+    """Bytes on disk do not match what the source advertised."""
+
+
+class CorruptFileError(LaionFMRIError, ValueError):
+    """A local file is malformed (bad NIfTI header, wrong HDF5 shape, missing column)."""
+
+
+class AccessServiceError(LaionFMRIError, RuntimeError):
+    """The stimulus access service returned an error."""
+
+
+class TermsOutdatedError(AccessServiceError):
+    """The accepted data-use terms are older than the service's current terms."""
+
+
+class AccessRevokedError(AccessServiceError):
+    """The stimulus access grant was revoked."""
+
+
+class AccessNotFoundError(AccessServiceError):
+    """The stimulus access request id is unknown to the service."""
+
+
+class RateLimitedError(AccessServiceError):
+    """The access service asked us to slow down (HTTP 429)."""
+
+
+class MissingDependencyError(LaionFMRIError, ImportError):
+    """An optional dependency (torch, dask, xarray ...) is needed but missing."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"This feature needs `{package}`. Install it with "
+            f"`pip install 'laion-fmri[{extra}]'`."
+        )
+        self.package = package
+        self.extra = extra
+
+
+class SplitError(LaionFMRIError, ValueError):
+    """A split name, pool, variant or OOD-type selection is unknown or invalid."""
+
+
+__all__ = [
+    "AccessDeniedError",
+    "AccessNotFoundError",
+    "AccessRevokedError",
+    "AccessServiceError",
+    "ConfigError",
+    "CorruptFileError",
+    "DataDirNotSetError",
+    "DataNotDownloadedError",
+    "DataNotFoundError",
+    "DownloadError",
+    "IntegrityError",
+    "LaionFMRIError",
+    "LicenseNotAcceptedError",
+    "MissingDependencyError",
+    "NoMatchingDataError",
+    "RateLimitedError",
+    "RoiNotFoundError",
+    "SessionNotFoundError",
+    "SourceUnavailableError",
+    "SplitError",
+    "StimuliNotDownloadedError",
+    "SubjectNotFoundError",
+    "TermsOutdatedError",
+    "UnsafeKeyError",
+]

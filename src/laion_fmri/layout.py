@@ -1,0 +1,509 @@
+"""The one place that knows the dataset's key and file names.
+
+Every other module asks this one for keys (bucket-relative, ``/``-separated)
+and local paths. All functions are pure: no I/O, no network.
+
+Layout decisions (see ``docs/ARCHITECTURE.md``)
+------------------------------------------------
+* The local mirror uses the bucket key under the data directory, except that
+  hyphens inside a ``label-<value>`` token are removed (``label-FFA-1`` ->
+  ``label-FFA1``), so ROI names are BIDS-valid alphanumerics.
+* ROIs follow the later, categorised layout
+  ``derivatives/rois/<sub>/<category>/<sub>_space-T1w_res-1pt8_label-<ROI>_mask.nii.gz``;
+  the snapshot layout ``derivatives/atlases/<sub>/rois/<ROI>.nii.gz`` is still
+  read (category ``"uncategorized"``).
+* The brain mask is ``R2mean != 0`` (later layout). When a snapshot mask file
+  ``desc-meanR2gt15mask_mask`` exists it takes precedence.
+* Voxel order: brain-mask voxels in C order of the ``(x, y, z)`` array that
+  nibabel returns.
+* Package state (manifest, cache, license markers, locks) lives under
+  ``<data_dir>/.laion_fmri/``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+
+from laion_fmri.errors import SessionNotFoundError, SubjectNotFoundError, UnsafeKeyError
+
+# --------------------------------------------------------------------------- constants
+BUCKET = "laion-fmri"
+REGION = "us-west-2"
+
+SUBJECTS: tuple[str, ...] = ("sub-01", "sub-03", "sub-05", "sub-06", "sub-07")
+HELD_OUT_SESSIONS: tuple[str, ...] = ("ses-31", "ses-32", "ses-33", "ses-34")
+AVERAGES = "averages"
+
+TASK = "images"
+SPACE = "T1w"
+RES = "1pt8"
+
+DATASET_LEVEL_KEYS: tuple[str, ...] = (
+    "dataset_description.json",
+    "participants.tsv",
+    "participants.json",
+    "README",
+)
+
+GLM_ROOT = "derivatives/glmsingle-tedana"
+ROI_ROOT = "derivatives/rois"
+SNAPSHOT_ROI_ROOT = "derivatives/atlases"
+STIMULI_ROOT = "stimuli"
+
+SUBJECT_NC_DESCS: tuple[str, ...] = ("Noiseceiling4rep", "Noiseceiling12rep", "NoiseceilingAllrep")
+
+EMBEDDING_MODELS: tuple[str, ...] = ("CLIP", "DINOv2", "PEcore", "SigLIP2")
+EMBEDDING_DIMS: dict[str, int] = {"CLIP": 1024, "DINOv2": 1024, "PEcore": 1024, "SigLIP2": 1152}
+
+STIMULI_IMAGES_KEY = f"{STIMULI_ROOT}/task-{TASK}_stimuli.h5"
+STIMULI_METADATA_KEY = f"{STIMULI_ROOT}/task-{TASK}_metadata.csv"
+SEGMENTATIONS_KEY = f"{STIMULI_ROOT}/task-{TASK}_desc-segmentations.h5"
+SEGMENTATIONS_METADATA_KEY = f"{STIMULI_ROOT}/task-{TASK}_desc-segmentations_metadata.csv"
+CAPTIONS_KEY = f"{STIMULI_ROOT}/task-{TASK}_desc-captions.csv"
+# Raw images and their metadata are gated by the data-use agreement.
+GATED_STIMULUS_KEYS: tuple[str, ...] = (STIMULI_IMAGES_KEY, STIMULI_METADATA_KEY)
+
+# HDF5 dataset names inside the stimulus files.
+H5_IMAGES = "images"
+H5_EMBEDDING = "embedding"
+H5_IMAGE_IDS = "image_ids"
+H5_VALID = "valid"
+H5_MASKS = "masks"
+
+TRIAL_COLUMNS: tuple[str, ...] = ("session", "run", "beta_index", "label")
+STIMULUS_METADATA_COLUMNS: tuple[str, ...] = (
+    "image_name",
+    "dataset",
+    "participant",
+    "unique_or_shared",
+    "n_reps",
+)
+CAPTION_COLUMNS: tuple[str, ...] = (
+    "image_name",
+    "caption_idx",
+    "source",
+    "caption",
+    "origin_collection",
+    "participant_id",
+    "ai_model",
+)
+SEGMENTATION_COLUMNS: tuple[str, ...] = (
+    "mask_row",
+    "image_name",
+    "noun",
+    "instance_id",
+    "score",
+    "box_x0",
+    "box_y0",
+    "box_x1",
+    "box_y1",
+    "localized",
+    "mask_file",
+)
+
+ROI_CATEGORIES: tuple[str, ...] = (
+    "body",
+    "character",
+    "face",
+    "laion",
+    "motion",
+    "object",
+    "place",
+    "retinotopy",
+)
+SNAPSHOT_ROI_CATEGORY = "uncategorized"
+HEMIS: tuple[str, ...] = ("L", "R")
+
+# Local state under <data_dir>/.laion_fmri/
+STATE_DIRNAME = ".laion_fmri"
+
+# --------------------------------------------------------------------------- identifiers
+_SUB_RE = re.compile(r"^(?:sub-)?0*(\d{1,3})$")
+_SES_RE = re.compile(r"^(?:ses-)?0*(\d{1,3})$")
+
+
+def normalize_subject(subject: object, known: Iterable[str] = SUBJECTS) -> str:
+    """Return the canonical ``sub-XX`` id for ``"sub-03"``, ``"03"``, ``"3"`` or ``3``.
+
+    Parameters
+    ----------
+    subject : str or int
+        Subject label; an integer is the label number, not a position.
+    known : iterable of str
+        The valid subject ids.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    SubjectNotFoundError
+        If the value is malformed or not one of ``known``.
+
+    Examples
+    --------
+    >>> normalize_subject(3)
+    'sub-03'
+    """
+    known = tuple(known)
+    text: str | None = None
+    if isinstance(subject, bool):
+        text = None
+    elif isinstance(subject, int):
+        text = str(subject)
+    elif isinstance(subject, str):
+        text = subject.strip()
+    match = _SUB_RE.match(text) if text is not None else None
+    candidate = f"sub-{int(match.group(1)):02d}" if match else None
+    if candidate is None or candidate not in known:
+        raise SubjectNotFoundError(
+            f"Unknown subject {subject!r}. Valid subjects: {', '.join(known)} "
+            "(also accepted as '03' or 3)."
+        )
+    return candidate
+
+
+def normalize_session(session: object) -> str:
+    """Return the canonical ``ses-NN`` id for ``"ses-01"``, ``"01"``, ``"1"`` or ``1``.
+
+    Raises
+    ------
+    SessionNotFoundError
+        If the value is not a session id.
+
+    Examples
+    --------
+    >>> normalize_session("1")
+    'ses-01'
+    """
+    text = None
+    if isinstance(session, int) and not isinstance(session, bool):
+        text = str(session)
+    elif isinstance(session, str):
+        text = session.strip()
+    match = _SES_RE.match(text) if text is not None else None
+    if not match:
+        raise SessionNotFoundError(
+            f"Malformed session {session!r}; use 'ses-01', '01' or 1."
+        )
+    return f"ses-{int(match.group(1)):02d}"
+
+
+def is_held_out(session: str) -> bool:
+    """True for the sessions the bucket refuses (``ses-31`` .. ``ses-34``)."""
+    return session in HELD_OUT_SESSIONS
+
+
+# --------------------------------------------------------------------------- GLMsingle keys
+def subject_glm_prefix(subject: str) -> str:
+    """``derivatives/glmsingle-tedana/<sub>/``"""
+    return f"{GLM_ROOT}/{subject}/"
+
+
+def session_func_prefix(subject: str, session: str) -> str:
+    """``derivatives/glmsingle-tedana/<sub>/<ses>/func/``"""
+    return f"{GLM_ROOT}/{subject}/{session}/func/"
+
+
+def betas_key(subject: str, session: str) -> str:
+    """4-D single-trial betas of one session."""
+    return (
+        session_func_prefix(subject, session)
+        + f"{subject}_{session}_task-{TASK}_space-{SPACE}_stat-effect_desc-SingletrialBetas_statmap.nii.gz"
+    )
+
+
+def session_nc_key(subject: str, session: str) -> str:
+    """Per-session noise ceiling (percent)."""
+    return (
+        session_func_prefix(subject, session)
+        + f"{subject}_{session}_task-{TASK}_space-{SPACE}_desc-Noiseceiling_statmap.nii.gz"
+    )
+
+
+def session_r2_key(subject: str, session: str) -> str:
+    """Per-session variance explained."""
+    return (
+        session_func_prefix(subject, session)
+        + f"{subject}_{session}_task-{TASK}_space-{SPACE}_stat-rsquare_desc-R2_statmap.nii.gz"
+    )
+
+
+def trials_key(subject: str, session: str) -> str:
+    """Trial table (one row per beta volume)."""
+    return (
+        session_func_prefix(subject, session)
+        + f"{subject}_{session}_task-{TASK}_desc-SingletrialBetas_trials.tsv"
+    )
+
+
+def sidecar_key(key: str) -> str:
+    """The JSON sidecar of a data key (``.nii.gz``/``.tsv`` -> ``.json``)."""
+    name = PurePosixPath(key).name
+    stem = name.split(".", 1)[0]
+    return str(PurePosixPath(key).with_name(stem + ".json"))
+
+
+def subject_nc_key(subject: str, desc: str) -> str:
+    """Cross-session noise ceiling, e.g. ``desc="Noiseceiling12rep"``."""
+    return subject_glm_prefix(subject) + f"{subject}_task-{TASK}_space-{SPACE}_desc-{desc}_statmap.nii.gz"
+
+
+def r2mean_key(subject: str) -> str:
+    """Mean R2 across sessions; its non-zero voxels define the brain mask."""
+    return (
+        subject_glm_prefix(subject)
+        + f"{subject}_task-{TASK}_space-{SPACE}_stat-rsquare_desc-R2mean_statmap.nii.gz"
+    )
+
+
+def snapshot_brain_mask_key(subject: str) -> str:
+    """Brain mask of the snapshot layout (used when present)."""
+    return (
+        subject_glm_prefix(subject) + f"{subject}_task-{TASK}_space-{SPACE}_desc-meanR2gt15mask_mask.nii.gz"
+    )
+
+
+def brain_mask_keys(subject: str) -> tuple[str, ...]:
+    """Keys the loader needs to build the brain mask, pinned by ``download``."""
+    return (r2mean_key(subject), snapshot_brain_mask_key(subject))
+
+
+# --------------------------------------------------------------------------- ROI keys
+def roi_prefix(subject: str) -> str:
+    """``derivatives/rois/<sub>/``"""
+    return f"{ROI_ROOT}/{subject}/"
+
+
+def snapshot_roi_prefix(subject: str) -> str:
+    """``derivatives/atlases/<sub>/rois/``"""
+    return f"{SNAPSHOT_ROI_ROOT}/{subject}/rois/"
+
+
+def roi_volume_key(subject: str, category: str, label: str) -> str:
+    """Volumetric ROI mask on the beta grid."""
+    return roi_prefix(subject) + f"{category}/{subject}_space-{SPACE}_res-{RES}_label-{label}_mask.nii.gz"
+
+
+def roi_surface_key(subject: str, category: str, label: str, hemi: str) -> str:
+    """Per-hemisphere surface ROI mask (GIFTI)."""
+    name = f"{subject}_hemi-{hemi}_space-fsnative_label-{label}_mask.func.gii"
+    return roi_prefix(subject) + f"{category}/{name}"
+
+
+def roi_label_key(subject: str, category: str, label: str, hemi: str) -> str:
+    """Per-hemisphere FreeSurfer ASCII label."""
+    return roi_prefix(subject) + f"{category}/{subject}_hemi-{hemi}_space-fsnative_label-{label}_mask.label"
+
+
+_ROI_VOLUME_RE = re.compile(
+    rf"^(?P<sub>sub-[A-Za-z0-9]+)_space-{SPACE}_res-{RES}_label-(?P<label>[A-Za-z0-9-]+)_mask\.nii\.gz$"
+)
+
+
+def parse_roi_volume_key(key: str) -> tuple[str, str, str] | None:
+    """Return ``(subject, category, label)`` for a volumetric ROI key, else ``None``.
+
+    Accepts the categorised layout (label de-hyphenated) and the snapshot flat
+    layout (category ``"uncategorized"``).
+
+    Examples
+    --------
+    >>> parse_roi_volume_key("derivatives/rois/sub-03/face/sub-03_space-T1w_res-1pt8_label-FFA-1_mask.nii.gz")
+    ('sub-03', 'face', 'FFA1')
+    """
+    parts = key.split("/")
+    if len(parts) == 5 and "/".join(parts[:2]) == ROI_ROOT:
+        _, _, sub, category, name = parts
+        match = _ROI_VOLUME_RE.match(name)
+        if match and match.group("sub") == sub:
+            return sub, category, match.group("label").replace("-", "")
+        return None
+    if len(parts) == 5 and "/".join(parts[:2]) == SNAPSHOT_ROI_ROOT and parts[3] == "rois":
+        name = parts[4]
+        if name.endswith(".nii.gz") and len(name) > len(".nii.gz"):
+            return parts[2], SNAPSHOT_ROI_CATEGORY, name[: -len(".nii.gz")]
+    return None
+
+
+# --------------------------------------------------------------------------- stimuli keys
+def embeddings_key(model: str) -> str:
+    """Embedding file of one model (``CLIP``, ``DINOv2``, ``PEcore``, ``SigLIP2``)."""
+    return f"{STIMULI_ROOT}/task-{TASK}_desc-{model}_embeddings.h5"
+
+
+def public_stimulus_keys() -> tuple[str, ...]:
+    """Every CC0 stimulus-derivative key (no data-use agreement needed)."""
+    return (
+        *(embeddings_key(m) for m in EMBEDDING_MODELS),
+        SEGMENTATIONS_KEY,
+        SEGMENTATIONS_METADATA_KEY,
+        CAPTIONS_KEY,
+    )
+
+
+# --------------------------------------------------------------------------- entities
+_ENTITY_RE = re.compile(r"(?:^|(?<=[/_]))([a-z]+)-([A-Za-z0-9]+)(?=[_./]|$)")
+DATATYPES: tuple[str, ...] = ("func", "anat", "dwi", "fmap")
+# BIDS entities that occur in this dataset's keys; other "<word>-<word>" tokens
+# (e.g. the pipeline folder "glmsingle-tedana") are not entities.
+ENTITIES: tuple[str, ...] = (
+    "sub", "ses", "task", "acq", "ce", "dir", "rec", "run", "echo", "part", "hemi",
+    "space", "res", "den", "contrast", "stat", "label", "desc",
+)
+
+
+def parse_entities(key: str) -> dict[str, str]:
+    """Parse BIDS entities, ``suffix``, ``extension`` and ``datatype`` out of a key.
+
+    Directory parts count (``ses-04/``). The first occurrence of an entity wins
+    (file-name occurrences agree with directory ones in this dataset).
+
+    Examples
+    --------
+    >>> e = parse_entities("derivatives/glmsingle-tedana/sub-03/ses-01/func/"
+    ...                    "sub-03_ses-01_task-images_desc-SingletrialBetas_trials.tsv")
+    >>> e["sub"], e["ses"], e["desc"], e["suffix"], e["extension"], e["datatype"]
+    ('03', '01', 'SingletrialBetas', 'trials', 'tsv', 'func')
+    """
+    out: dict[str, str] = {}
+    for match in _ENTITY_RE.finditer(key):
+        if match.group(1) in ENTITIES:
+            out.setdefault(match.group(1), match.group(2))
+    parts = key.split("/")
+    name = parts[-1]
+    stem, dot, ext = name.partition(".")
+    if "_" in stem:
+        out["suffix"] = stem.rsplit("_", 1)[1]
+    if dot:
+        out["extension"] = ext
+    for part in parts[:-1]:
+        if part in DATATYPES:
+            out["datatype"] = part
+    return out
+
+
+def session_of(key: str) -> str | None:
+    """``ses-NN`` of a key, or ``None`` for subject- and dataset-level keys."""
+    value = parse_entities(key).get("ses")
+    return f"ses-{value}" if value is not None else None
+
+
+def subject_of(key: str) -> str | None:
+    """``sub-XX`` of a key, or ``None`` for dataset-level keys."""
+    value = parse_entities(key).get("sub")
+    return f"sub-{value}" if value is not None else None
+
+
+# --------------------------------------------------------------------------- local paths
+_LABEL_TOKEN_RE = re.compile(r"(?<=label-)([A-Za-z0-9-]+?)(?=[_.]|$)")
+MAX_KEY_LENGTH = 1024
+MAX_NAME_LENGTH = 255
+
+
+def bidsify(key: str) -> str:
+    """Remove hyphens inside ``label-<value>`` tokens of the file name (idempotent).
+
+    Examples
+    --------
+    >>> bidsify("x/sub-03_space-T1w_res-1pt8_label-pSTS-faces_mask.nii.gz")
+    'x/sub-03_space-T1w_res-1pt8_label-pSTSfaces_mask.nii.gz'
+    """
+    head, sep, name = key.rpartition("/")
+    name = _LABEL_TOKEN_RE.sub(lambda m: m.group(1).replace("-", ""), name)
+    return head + sep + name
+
+
+def check_key(key: str) -> str:
+    """Validate that a remote key is a safe relative path; return it unchanged.
+
+    Raises
+    ------
+    UnsafeKeyError
+        For absolute paths, ``..``/``.`` parts, backslashes, NULs, control
+        characters, empty parts or over-long names.
+    """
+    if not isinstance(key, str) or not key:
+        raise UnsafeKeyError(f"Refusing empty or non-text key {key!r}.")
+    reason = None
+    if len(key) > MAX_KEY_LENGTH:
+        reason = "it is too long"
+    elif "\\" in key:
+        reason = "it contains a backslash"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in key):
+        reason = "it contains a control character"
+    elif key.startswith("/") or re.match(r"^[A-Za-z]:", key):
+        reason = "it is an absolute path"
+    else:
+        for part in key.split("/"):
+            if part in ("", ".", ".."):
+                reason = "it has an empty, '.' or '..' part"
+                break
+            if len(part.encode("utf-8")) > MAX_NAME_LENGTH:
+                reason = "a name in it is too long"
+                break
+    if reason:
+        raise UnsafeKeyError(
+            f"Refusing remote key {key[:200]!r}: {reason}, so it could escape the data "
+            "directory. Nothing was written for it."
+        )
+    return key
+
+
+def local_relpath(key: str) -> str:
+    """Relative local path (``/``-separated) for a remote key, after safety checks."""
+    return bidsify(check_key(key))
+
+
+def local_path(data_dir: str | Path, key: str) -> Path:
+    """Local path of a remote key under ``data_dir``, guaranteed to stay inside it.
+
+    Raises
+    ------
+    UnsafeKeyError
+        If the key could resolve outside ``data_dir``.
+    """
+    root = Path(data_dir).resolve()
+    path = (root / local_relpath(key)).resolve()
+    if root != path and root not in path.parents:
+        raise UnsafeKeyError(f"Refusing key {key!r}: it resolves outside {root}.")
+    return path
+
+
+def state_dir(data_dir: str | Path) -> Path:
+    """``<data_dir>/.laion_fmri``: manifest, cache, license markers, locks."""
+    return Path(data_dir) / STATE_DIRNAME
+
+
+def manifest_path(data_dir: str | Path) -> Path:
+    """Local download manifest (SQLite)."""
+    return state_dir(data_dir) / "manifest.sqlite"
+
+
+def cache_dir(data_dir: str | Path) -> Path:
+    """Decoded-betas cache folder."""
+    return state_dir(data_dir) / "cache"
+
+
+def license_marker(data_dir: str | Path) -> Path:
+    """Marker recording that the CC0 dataset license notice was accepted."""
+    return state_dir(data_dir) / "license_accepted"
+
+
+def stimulus_terms_marker(data_dir: str | Path) -> Path:
+    """Marker recording the stimulus data-use agreement for sample/local sources."""
+    return state_dir(data_dir) / "stimuli_terms_accepted"
+
+
+def lock_path(data_dir: str | Path) -> Path:
+    """Lock file serialising downloads into one data directory."""
+    return state_dir(data_dir) / "download.lock"
+
+
+def partial_path(final: Path) -> Path:
+    """Temporary name beside a target while it downloads."""
+    return final.with_name(final.name + ".part")
+
