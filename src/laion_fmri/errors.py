@@ -47,6 +47,17 @@ class StimuliNotDownloadedError(DataNotFoundError):
     """A stimulus file (images, embeddings, captions, ...) is not on disk."""
 
 
+class StimulusNotFoundError(LaionFMRIError, KeyError, ValueError):
+    """An image name, trial index, embedding model or noun is unknown.
+
+    Both a ``KeyError`` (lookup by name) and a ``ValueError`` (bad argument); the
+    message lists valid values or close matches.
+    """
+
+    def __str__(self) -> str:  # KeyError would repr-quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 class SubjectNotFoundError(LaionFMRIError, ValueError):
     """A subject identifier is malformed or unknown."""
 
@@ -141,11 +152,30 @@ __all__ = [
     "NoMatchingDataError",
     "RateLimitedError",
     "RoiNotFoundError",
+    "SampleDirError",
     "SessionNotFoundError",
     "SourceUnavailableError",
     "SplitError",
+    "StatsInputError",
     "StimuliNotDownloadedError",
+    "StimulusNotFoundError",
     "SubjectNotFoundError",
     "TermsOutdatedError",
     "UnsafeKeyError",
 ]
+
+
+class StatsInputError(LaionFMRIError, ValueError):
+    """Arrays given to ``laion_fmri.stats`` do not fit together or lack repeats."""
+
+
+class ObjectChangedError(DownloadError):
+    """An object changed in the source during a resumed transfer (``If-Match`` failed)."""
+
+
+class FilterError(LaionFMRIError, ValueError):
+    """A download filter (entity value, datatype, glob, ``n_jobs``) is malformed."""
+
+
+class SampleDirError(LaionFMRIError, FileExistsError):
+    """The sample-dataset target folder is not empty and holds no previous sample."""

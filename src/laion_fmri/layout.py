@@ -260,6 +260,19 @@ def r2mean_key(subject: str) -> str:
     )
 
 
+def session_summary_key(subject: str, session: str) -> str:
+    """GLMsingle run summary of one session (also logs excluded runs)."""
+    return (
+        session_func_prefix(subject, session)
+        + f"{subject}_{session}_task-{TASK}_desc-GLMsingle_summary.json"
+    )
+
+
+def subject_summary_key(subject: str) -> str:
+    """Subject-level aggregation summary JSON."""
+    return subject_glm_prefix(subject) + f"{subject}_task-{TASK}_desc-GLMsingle_summary.json"
+
+
 def snapshot_brain_mask_key(subject: str) -> str:
     """Brain mask of the snapshot layout (used when present)."""
     return (
@@ -276,6 +289,16 @@ def brain_mask_keys(subject: str) -> tuple[str, ...]:
 def roi_prefix(subject: str) -> str:
     """``derivatives/rois/<sub>/``"""
     return f"{ROI_ROOT}/{subject}/"
+
+
+def raw_subject_prefix(subject: str) -> str:
+    """``<sub>/``: the raw BIDS tree of a subject (fetched only with ``datatype=``)."""
+    return f"{subject}/"
+
+
+def partial_state_path(final: Path) -> Path:
+    """Resume record (the ETag the ``.part`` file was started with) beside a target."""
+    return final.with_name(final.name + ".part.json")
 
 
 def snapshot_roi_prefix(subject: str) -> str:
@@ -343,6 +366,44 @@ def public_stimulus_keys() -> tuple[str, ...]:
         SEGMENTATIONS_METADATA_KEY,
         CAPTIONS_KEY,
     )
+
+
+# --------------------------------------------------------------------------- image names
+_DATASET_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("shared_12rep_LAION_", "LAION"),
+    ("shared_12rep_THINGS+_", "THINGSplus"),
+    ("shared_4rep_NSD_", "NSD"),
+    ("shared_4rep_OOD_", "OOD"),
+    ("unique_LAION_", "LAION"),
+    ("unique_THINGS+_", "THINGSplus"),
+    ("unique_THINGS_", "THINGS"),
+)
+
+
+def dataset_of_label(label: str) -> str | None:
+    """Source image set of a stimulus name (``LAION``, ``NSD``, ``THINGS``, ``THINGSplus``, ``OOD``).
+
+    Parameters
+    ----------
+    label : str
+        Image name as in the trial table's ``label`` column.
+
+    Returns
+    -------
+    str or None
+        ``None`` for a name outside the dataset's image-ID grammar.
+
+    Examples
+    --------
+    >>> dataset_of_label("unique_THINGS+_aardvark_p01.jpg")
+    'THINGSplus'
+    >>> dataset_of_label("shared_4rep_NSD_special100_97.jpg")
+    'NSD'
+    """
+    for prefix, name in _DATASET_PREFIXES:
+        if label.startswith(prefix):
+            return name
+    return None
 
 
 # --------------------------------------------------------------------------- entities

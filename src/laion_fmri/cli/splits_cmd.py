@@ -1,0 +1,48 @@
+"""``laion-fmri splits``: list the bundled splits or show one of them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from laion_fmri import splits
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "splits",
+        help="list the bundled train/test splits or show one",
+        description="Inspect the published re:vision splits bundled with the package.",
+    )
+    actions = p.add_subparsers(dest="splits_action", metavar="ACTION", required=True)
+    actions.add_parser("list", help="pools, split names and OOD types")
+    show = actions.add_parser("show", help="header and counts of one split")
+    show.add_argument("name", help="split name, e.g. tau")
+    show.add_argument("--pool", default="shared", help="'shared' or a subject (default: shared)")
+    show.add_argument("--variant", type=int, default=0, help="variant id (default: 0)")
+    show.add_argument("--ood-types", nargs="+", metavar="TYPE",
+                      help="restrict the test side of 'ood' to these types")
+    show.add_argument("--ids", choices=("train", "test"),
+                      help="print only the train or test image IDs, one per line")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.splits_action == "list":
+        print(f"pools      {' '.join(splits.list_pools())}")
+        print(f"splits     {' '.join(splits.list_splits())}")
+        print(f"ood types  {' '.join(splits.list_ood_types())}")
+        return 0
+    train, test = splits.get_train_test_ids(args.name, args.pool, args.variant, args.ood_types)
+    if args.ids:
+        print("\n".join(train if args.ids == "train" else test))
+        return 0
+    split = splits.load_split(args.name, args.pool)
+    print(f"name      {split.name} ({split.split_family})")
+    print(f"pool      {split.pool}: {split.pool_description}")
+    print(f"splitter  {split.splitter}")
+    print(f"params    {json.dumps(split.params, ensure_ascii=False)}")
+    print(f"variants  {', '.join(str(v.variant_id) for v in split.variants)}")
+    print(f"n_train   {len(train)}")
+    print(f"n_test    {len(test)}")
+    return 0

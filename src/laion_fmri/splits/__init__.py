@@ -1,0 +1,46 @@
+"""The published re:vision train/test splits, bundled with the package.
+
+Twelve splits (``random_0`` .. ``random_4``, ``cluster_k5_0`` .. ``cluster_k5_4``,
+``tau``, ``ood``) for six pools (``shared`` and each subject). ``tau`` is
+re:vision Method 1 (within distribution), ``cluster_k5_k`` Method 2 (held-out
+CLIP cluster), ``ood`` Method 3 (out-of-distribution images, optionally by
+type); ``random_k`` are seeded 80/20 baselines.
+
+Examples
+--------
+>>> from laion_fmri.splits import get_split_masks
+>>> train, test = get_split_masks(["shared_12rep_LAION_cluster_1003_i0.jpg"], "tau", "shared")
+>>> bool(train[0] or test[0])
+True
+"""
+
+from __future__ import annotations
+
+from laion_fmri.splits.api import (
+    get_split_masks,
+    get_train_test_ids,
+    label_positions,
+    list_ood_types,
+    list_pools,
+    list_splits,
+    load_all_splits,
+    load_split,
+    trial_labels,
+)
+from laion_fmri.splits.model import Split, SplitVariant
+from laion_fmri.splits.subject import subject_split
+
+__all__ = [
+    "Split",
+    "SplitVariant",
+    "get_split_masks",
+    "get_train_test_ids",
+    "label_positions",
+    "list_ood_types",
+    "list_pools",
+    "list_splits",
+    "load_all_splits",
+    "load_split",
+    "subject_split",
+    "trial_labels",
+]
