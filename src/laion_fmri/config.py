@@ -38,7 +38,22 @@ _ENV_OF = {"data_dir": ENV_DATA_DIR, "source": ENV_SOURCE, "endpoint_url": ENV_E
 
 
 def config_path() -> Path:
-    """Return the path of the persisted configuration file."""
+    """Return the path of the persisted configuration file.
+
+    ``$XDG_CONFIG_HOME/laion_fmri/config.json``, or
+    ``~/.config/laion_fmri/config.json`` when ``XDG_CONFIG_HOME`` is unset. The
+    file need not exist.
+
+    Returns
+    -------
+    Path
+        Location of ``config.json``.
+
+    Examples
+    --------
+    >>> config_path().name
+    'config.json'
+    """
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "laion_fmri" / "config.json"
 
@@ -180,7 +195,33 @@ def _resolve(name: str) -> tuple[str | None, str]:
 
 @dataclass(frozen=True)
 class Source:
-    """A parsed data source: either an S3 bucket or a local folder."""
+    """A parsed data source: either an S3 bucket or a local folder.
+
+    Normally built by :func:`parse_source` or :func:`get_source`.
+
+    Parameters
+    ----------
+    kind : {"s3", "local"}
+        Which kind of source this is.
+    bucket : str, optional
+        Bucket name (``kind="s3"`` only).
+    prefix : str
+        Key prefix inside the bucket, without slashes at either end (``""`` = root).
+    path : Path, optional
+        Folder holding the bucket key layout (``kind="local"`` only).
+    endpoint_url : str, optional
+        S3-compatible endpoint; ``None`` means AWS.
+    region : str
+        AWS region of the bucket.
+
+    Examples
+    --------
+    >>> src = parse_source("s3://laion-fmri")
+    >>> src.kind, src.bucket, src.is_default
+    ('s3', 'laion-fmri', True)
+    >>> Source("local", path=Path("/data/mirror")).url
+    '/data/mirror'
+    """
 
     kind: str  # "s3" or "local"
     bucket: str | None = None
@@ -296,7 +337,27 @@ def effective_settings() -> dict[str, tuple[str | None, str]]:
 
 
 def cache_enabled(cache: bool | None = None) -> bool:
-    """Whether the decoded-betas cache is used (argument, then ``LAION_FMRI_CACHE``)."""
+    """Whether the decoded-betas cache is used (argument, then ``LAION_FMRI_CACHE``).
+
+    Parameters
+    ----------
+    cache : bool, optional
+        Explicit choice; wins when given. With ``None`` the environment
+        variable ``LAION_FMRI_CACHE`` decides (``0``, ``false``, ``no`` or
+        ``off`` disable the cache; unset enables it).
+
+    Returns
+    -------
+    bool
+        ``True`` if the cache should be read and written.
+
+    Examples
+    --------
+    >>> cache_enabled(False)
+    False
+    >>> cache_enabled(True)
+    True
+    """
     if cache is not None:
         return bool(cache)
     return os.environ.get(ENV_CACHE, "1").strip().lower() not in ("0", "false", "no", "off")

@@ -90,17 +90,21 @@ def run_demo(out: str | os.PathLike[str] = "demo-output", scale: str = "tiny",
     results["subjects"] = subjects
 
     _section("3. Download sub-03 (filtered, parallel, verified)")
-    from laion_fmri.download import download, download_captions, download_embeddings
-    from laion_fmri.download import download_segmentations
+    from laion_fmri.download import download, download_captions, download_embeddings, download_segmentations
 
     echo("The fMRI data are CC0; the demo records the license notice for its own data folder.")
     licenses.accept_dataset_license(data_dir)
-    plan = download(subject="sub-03", ses="ses-01", dry_run=True)
-    echo(f"dry run: {plan}")
+    echo(">>> download(subject='sub-03', ses='ses-01', dry_run=True)")
+    download(subject="sub-03", ses="ses-01", dry_run=True)
+    echo(">>> download(subject='sub-03', n_jobs=4)")
     report = download(subject="sub-03", n_jobs=4)
-    echo(f"download: {report}")
+    echo(">>> download(subject='sub-03', n_jobs=4)   # re-run: nothing to fetch")
     again = download(subject="sub-03", n_jobs=4)
-    echo(f"re-run:   {again}")
+    echo(f"re-run fetched {len(again.downloaded)} file(s)")
+    from laion_fmri.download import verify
+
+    echo(">>> verify(subject='sub-03')")
+    verify(subject="sub-03")
     results["downloaded"] = report
 
     _section("4. Load betas")
@@ -122,9 +126,12 @@ def run_demo(out: str | os.PathLike[str] = "demo-output", scale: str = "tiny",
     ffa = sub.get_betas(session="ses-01", roi="FFA1")
     face = sub.get_betas(session="ses-01", roi="face")
     nc = sub.get_noise_ceiling(session="ses-01")
+    nc_face = sub.get_noise_ceiling(session="ses-01", roi="face")
     good = sub.get_betas(session="ses-01", nc_threshold=20)
     echo(f"roi='FFA1' -> {ffa.shape}; roi='face' (category) -> {face.shape}; "
-         f"nc_threshold=20 -> {good.shape} (NC is in percent, median {np.nanmedian(nc):.1f})")
+         f"nc_threshold=20 -> {good.shape}")
+    echo(f"noise ceiling (percent): median {np.nanmedian(nc_face):.1f} in face ROIs vs "
+         f"{np.nanmedian(nc):.1f} over the brain")
     trials = sub.get_trial_info(session="ses-01")
     echo(f"get_trial_info('ses-01'): {len(trials)} rows, columns {list(trials.columns)}")
     echo(f"metadata: {len(sub.metadata)} trials over {len(sessions)} sessions")

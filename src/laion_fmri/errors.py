@@ -13,7 +13,13 @@ class LaionFMRIError(Exception):
 
 
 class DataDirNotSetError(LaionFMRIError):
-    """No data directory is configured."""
+    """No data directory is configured.
+
+    Parameters
+    ----------
+    message : str, optional
+        Replaces the default message, which explains the three ways to set one.
+    """
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(
@@ -119,7 +125,15 @@ class RateLimitedError(AccessServiceError):
 
 
 class MissingDependencyError(LaionFMRIError, ImportError):
-    """An optional dependency (torch, dask, xarray ...) is needed but missing."""
+    """An optional dependency (torch, dask, xarray ...) is needed but missing.
+
+    Parameters
+    ----------
+    package : str
+        Import name of the missing package (kept as ``.package``).
+    extra : str
+        The ``laion-fmri[extra]`` that installs it (kept as ``.extra``).
+    """
 
     def __init__(self, package: str, extra: str) -> None:
         super().__init__(

@@ -169,6 +169,18 @@ def normalize_subject(subject: object, known: Iterable[str] = SUBJECTS) -> str:
 def normalize_session(session: object) -> str:
     """Return the canonical ``ses-NN`` id for ``"ses-01"``, ``"01"``, ``"1"`` or ``1``.
 
+    Only the form is checked, not whether the session exists.
+
+    Parameters
+    ----------
+    session : str or int
+        Session label; an integer is the session number.
+
+    Returns
+    -------
+    str
+        ``ses-`` followed by the number, zero-padded to two digits.
+
     Raises
     ------
     SessionNotFoundError
@@ -178,6 +190,8 @@ def normalize_session(session: object) -> str:
     --------
     >>> normalize_session("1")
     'ses-01'
+    >>> normalize_session(31)
+    'ses-31'
     """
     text = None
     if isinstance(session, int) and not isinstance(session, bool):
@@ -193,23 +207,92 @@ def normalize_session(session: object) -> str:
 
 
 def is_held_out(session: str) -> bool:
-    """True for the sessions the bucket refuses (``ses-31`` .. ``ses-34``)."""
+    """True for the sessions the bucket refuses (``ses-31`` .. ``ses-34``).
+
+    Parameters
+    ----------
+    session : str
+        Canonical session id (see :func:`normalize_session`).
+
+    Returns
+    -------
+    bool
+        Whether ``session`` is one of :data:`HELD_OUT_SESSIONS`.
+
+    Examples
+    --------
+    >>> is_held_out("ses-31"), is_held_out("ses-01")
+    (True, False)
+    """
     return session in HELD_OUT_SESSIONS
 
 
 # --------------------------------------------------------------------------- GLMsingle keys
 def subject_glm_prefix(subject: str) -> str:
-    """``derivatives/glmsingle-tedana/<sub>/``"""
+    """Key prefix of a subject's GLMsingle derivatives.
+
+    Parameters
+    ----------
+    subject : str
+        Canonical subject id.
+
+    Returns
+    -------
+    str
+        ``derivatives/glmsingle-tedana/<sub>/``.
+
+    Examples
+    --------
+    >>> subject_glm_prefix("sub-03")
+    'derivatives/glmsingle-tedana/sub-03/'
+    """
     return f"{GLM_ROOT}/{subject}/"
 
 
 def session_func_prefix(subject: str, session: str) -> str:
-    """``derivatives/glmsingle-tedana/<sub>/<ses>/func/``"""
+    """Key prefix of one session's GLMsingle outputs.
+
+    Parameters
+    ----------
+    subject : str
+        Canonical subject id.
+    session : str
+        Canonical session id.
+
+    Returns
+    -------
+    str
+        ``derivatives/glmsingle-tedana/<sub>/<ses>/func/``.
+
+    Examples
+    --------
+    >>> session_func_prefix("sub-03", "ses-01")
+    'derivatives/glmsingle-tedana/sub-03/ses-01/func/'
+    """
     return f"{GLM_ROOT}/{subject}/{session}/func/"
 
 
 def betas_key(subject: str, session: str) -> str:
-    """4-D single-trial betas of one session."""
+    """Key of the 4-D single-trial betas of one session.
+
+    Parameters
+    ----------
+    subject : str
+        Canonical subject id.
+    session : str
+        Canonical session id.
+
+    Returns
+    -------
+    str
+        The ``stat-effect_desc-SingletrialBetas_statmap.nii.gz`` key under
+        :func:`session_func_prefix`.
+
+    Examples
+    --------
+    >>> betas_key("sub-03", "ses-01").split("/")[-1]
+    'sub-03_ses-01_task-images_space-T1w_stat-effect_desc-SingletrialBetas_statmap.nii.gz'
+    """
     return (
         session_func_prefix(subject, session)
         + f"{subject}_{session}_task-{TASK}_space-{SPACE}_stat-effect_desc-SingletrialBetas_statmap.nii.gz"
@@ -217,7 +300,25 @@ def betas_key(subject: str, session: str) -> str:
 
 
 def session_nc_key(subject: str, session: str) -> str:
-    """Per-session noise ceiling (percent)."""
+    """Key of the per-session noise ceiling map (percent).
+
+    Parameters
+    ----------
+    subject : str
+        Canonical subject id.
+    session : str
+        Canonical session id.
+
+    Returns
+    -------
+    str
+        The ``desc-Noiseceiling_statmap.nii.gz`` key under :func:`session_func_prefix`.
+
+    Examples
+    --------
+    >>> session_nc_key("sub-03", "ses-01").split("/")[-1]
+    'sub-03_ses-01_task-images_space-T1w_desc-Noiseceiling_statmap.nii.gz'
+    """
     return (
         session_func_prefix(subject, session)
         + f"{subject}_{session}_task-{TASK}_space-{SPACE}_desc-Noiseceiling_statmap.nii.gz"
@@ -225,7 +326,25 @@ def session_nc_key(subject: str, session: str) -> str:
 
 
 def session_r2_key(subject: str, session: str) -> str:
-    """Per-session variance explained."""
+    """Key of the per-session variance-explained (R2) map.
+
+    Parameters
+    ----------
+    subject : str
+        Canonical subject id.
+    session : str
+        Canonical session id.
+
+    Returns
+    -------
+    str
+        The ``stat-rsquare_desc-R2_statmap.nii.gz`` key under :func:`session_func_prefix`.
+
+    Examples
+    --------
+    >>> session_r2_key("sub-03", "ses-01").split("/")[-1]
+    'sub-03_ses-01_task-images_space-T1w_stat-rsquare_desc-R2_statmap.nii.gz'
+    """
     return (
         session_func_prefix(subject, session)
         + f"{subject}_{session}_task-{TASK}_space-{SPACE}_stat-rsquare_desc-R2_statmap.nii.gz"
@@ -233,7 +352,25 @@ def session_r2_key(subject: str, session: str) -> str:
 
 
 def trials_key(subject: str, session: str) -> str:
-    """Trial table (one row per beta volume)."""
+    """Key of a session's trial table (one row per beta volume).
+
+    Parameters
+    ----------
+    subject : str
+        Canonical subject id.
+    session : str
+        Canonical session id.
+
+    Returns
+    -------
+    str
+        The ``desc-SingletrialBetas_trials.tsv`` key under :func:`session_func_prefix`.
+
+    Examples
+    --------
+    >>> trials_key("sub-03", "ses-01").split("/")[-1]
+    'sub-03_ses-01_task-images_desc-SingletrialBetas_trials.tsv'
+    """
     return (
         session_func_prefix(subject, session)
         + f"{subject}_{session}_task-{TASK}_desc-SingletrialBetas_trials.tsv"
@@ -241,19 +378,71 @@ def trials_key(subject: str, session: str) -> str:
 
 
 def sidecar_key(key: str) -> str:
-    """The JSON sidecar of a data key (``.nii.gz``/``.tsv`` -> ``.json``)."""
+    """The JSON sidecar of a data key (``.nii.gz``/``.tsv`` -> ``.json``).
+
+    Parameters
+    ----------
+    key : str
+        Bucket key of a data file.
+
+    Returns
+    -------
+    str
+        The same key with every extension replaced by ``.json``.
+
+    Examples
+    --------
+    >>> sidecar_key("a/sub-03_ses-01_task-images_desc-SingletrialBetas_trials.tsv")
+    'a/sub-03_ses-01_task-images_desc-SingletrialBetas_trials.json'
+    >>> sidecar_key("a/x_statmap.nii.gz")
+    'a/x_statmap.json'
+    """
     name = PurePosixPath(key).name
     stem = name.split(".", 1)[0]
     return str(PurePosixPath(key).with_name(stem + ".json"))
 
 
 def subject_nc_key(subject: str, desc: str) -> str:
-    """Cross-session noise ceiling, e.g. ``desc="Noiseceiling12rep"``."""
+    """Key of a cross-session noise ceiling map.
+
+    Parameters
+    ----------
+    subject : str
+        Canonical subject id.
+    desc : str
+        One of :data:`SUBJECT_NC_DESCS`, e.g. ``"Noiseceiling12rep"``.
+
+    Returns
+    -------
+    str
+        The ``desc-<desc>_statmap.nii.gz`` key under :func:`subject_glm_prefix`.
+
+    Examples
+    --------
+    >>> subject_nc_key("sub-03", "Noiseceiling12rep").split("/")[-1]
+    'sub-03_task-images_space-T1w_desc-Noiseceiling12rep_statmap.nii.gz'
+    """
     return subject_glm_prefix(subject) + f"{subject}_task-{TASK}_space-{SPACE}_desc-{desc}_statmap.nii.gz"
 
 
 def r2mean_key(subject: str) -> str:
-    """Mean R2 across sessions; its non-zero voxels define the brain mask."""
+    """Key of the mean R2 across sessions; its non-zero voxels define the brain mask.
+
+    Parameters
+    ----------
+    subject : str
+        Canonical subject id.
+
+    Returns
+    -------
+    str
+        The ``desc-R2mean_statmap.nii.gz`` key under :func:`subject_glm_prefix`.
+
+    Examples
+    --------
+    >>> r2mean_key("sub-03").split("/")[-1]
+    'sub-03_task-images_space-T1w_stat-rsquare_desc-R2mean_statmap.nii.gz'
+    """
     return (
         subject_glm_prefix(subject)
         + f"{subject}_task-{TASK}_space-{SPACE}_stat-rsquare_desc-R2mean_statmap.nii.gz"
@@ -261,7 +450,25 @@ def r2mean_key(subject: str) -> str:
 
 
 def session_summary_key(subject: str, session: str) -> str:
-    """GLMsingle run summary of one session (also logs excluded runs)."""
+    """Key of the GLMsingle run summary of one session (also logs excluded runs).
+
+    Parameters
+    ----------
+    subject : str
+        Canonical subject id.
+    session : str
+        Canonical session id.
+
+    Returns
+    -------
+    str
+        The ``desc-GLMsingle_summary.json`` key under :func:`session_func_prefix`.
+
+    Examples
+    --------
+    >>> session_summary_key("sub-03", "ses-01").split("/")[-1]
+    'sub-03_ses-01_task-images_desc-GLMsingle_summary.json'
+    """
     return (
         session_func_prefix(subject, session)
         + f"{subject}_{session}_task-{TASK}_desc-GLMsingle_summary.json"
@@ -269,56 +476,231 @@ def session_summary_key(subject: str, session: str) -> str:
 
 
 def subject_summary_key(subject: str) -> str:
-    """Subject-level aggregation summary JSON."""
+    """Key of the subject-level aggregation summary JSON.
+
+    Parameters
+    ----------
+    subject : str
+        Canonical subject id.
+
+    Returns
+    -------
+    str
+        The ``desc-GLMsingle_summary.json`` key under :func:`subject_glm_prefix`.
+
+    Examples
+    --------
+    >>> subject_summary_key("sub-03")
+    'derivatives/glmsingle-tedana/sub-03/sub-03_task-images_desc-GLMsingle_summary.json'
+    """
     return subject_glm_prefix(subject) + f"{subject}_task-{TASK}_desc-GLMsingle_summary.json"
 
 
 def snapshot_brain_mask_key(subject: str) -> str:
-    """Brain mask of the snapshot layout (used when present)."""
+    """Key of the snapshot layout's brain mask (used instead of R2mean when present).
+
+    Parameters
+    ----------
+    subject : str
+        Canonical subject id.
+
+    Returns
+    -------
+    str
+        The ``desc-meanR2gt15mask_mask.nii.gz`` key under :func:`subject_glm_prefix`.
+
+    Examples
+    --------
+    >>> snapshot_brain_mask_key("sub-03").split("/")[-1]
+    'sub-03_task-images_space-T1w_desc-meanR2gt15mask_mask.nii.gz'
+    """
     return (
         subject_glm_prefix(subject) + f"{subject}_task-{TASK}_space-{SPACE}_desc-meanR2gt15mask_mask.nii.gz"
     )
 
 
 def brain_mask_keys(subject: str) -> tuple[str, ...]:
-    """Keys the loader needs to build the brain mask, pinned by ``download``."""
+    """Keys the loader needs to build the brain mask, pinned by ``download``.
+
+    Parameters
+    ----------
+    subject : str
+        Canonical subject id.
+
+    Returns
+    -------
+    tuple of str
+        ``(r2mean_key(subject), snapshot_brain_mask_key(subject))``; a dataset
+        release holds one or both.
+
+    Examples
+    --------
+    >>> brain_mask_keys("sub-03") == (r2mean_key("sub-03"), snapshot_brain_mask_key("sub-03"))
+    True
+    """
     return (r2mean_key(subject), snapshot_brain_mask_key(subject))
 
 
 # --------------------------------------------------------------------------- ROI keys
 def roi_prefix(subject: str) -> str:
-    """``derivatives/rois/<sub>/``"""
+    """Key prefix of a subject's ROI masks (categorised layout).
+
+    Parameters
+    ----------
+    subject : str
+        Canonical subject id.
+
+    Returns
+    -------
+    str
+        ``derivatives/rois/<sub>/``.
+
+    Examples
+    --------
+    >>> roi_prefix("sub-03")
+    'derivatives/rois/sub-03/'
+    """
     return f"{ROI_ROOT}/{subject}/"
 
 
 def raw_subject_prefix(subject: str) -> str:
-    """``<sub>/``: the raw BIDS tree of a subject (fetched only with ``datatype=``)."""
+    """``<sub>/``: the raw BIDS tree of a subject (fetched only with ``datatype=``).
+
+    Parameters
+    ----------
+    subject : str
+        Canonical subject id.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> raw_subject_prefix("sub-03")
+    'sub-03/'
+    """
     return f"{subject}/"
 
 
 def partial_state_path(final: Path) -> Path:
-    """Resume record (the ETag the ``.part`` file was started with) beside a target."""
+    """Resume record (the ETag the ``.part`` file was started with) beside a target.
+
+    Parameters
+    ----------
+    final : Path
+        The target file.
+
+    Returns
+    -------
+    Path
+
+    Examples
+    --------
+    >>> partial_state_path(Path("/d/x.nii.gz")).name
+    'x.nii.gz.part.json'
+    """
     return final.with_name(final.name + ".part.json")
 
 
 def snapshot_roi_prefix(subject: str) -> str:
-    """``derivatives/atlases/<sub>/rois/``"""
+    """Key prefix of a subject's ROI masks in the snapshot (flat) layout.
+
+    Parameters
+    ----------
+    subject : str
+        Canonical subject id.
+
+    Returns
+    -------
+    str
+        ``derivatives/atlases/<sub>/rois/``.
+
+    Examples
+    --------
+    >>> snapshot_roi_prefix("sub-03")
+    'derivatives/atlases/sub-03/rois/'
+    """
     return f"{SNAPSHOT_ROI_ROOT}/{subject}/rois/"
 
 
 def roi_volume_key(subject: str, category: str, label: str) -> str:
-    """Volumetric ROI mask on the beta grid."""
+    """Key of a volumetric ROI mask on the beta grid.
+
+    Parameters
+    ----------
+    subject : str
+        Canonical subject id.
+    category : str
+        ROI category folder, one of :data:`ROI_CATEGORIES`.
+    label : str
+        ROI label as spelled in the bucket (may contain hyphens, e.g. ``FFA-1``).
+
+    Returns
+    -------
+    str
+        ``derivatives/rois/<sub>/<category>/<sub>_space-T1w_res-1pt8_label-<label>_mask.nii.gz``.
+
+    Examples
+    --------
+    >>> roi_volume_key("sub-03", "face", "FFA-1")
+    'derivatives/rois/sub-03/face/sub-03_space-T1w_res-1pt8_label-FFA-1_mask.nii.gz'
+    """
     return roi_prefix(subject) + f"{category}/{subject}_space-{SPACE}_res-{RES}_label-{label}_mask.nii.gz"
 
 
 def roi_surface_key(subject: str, category: str, label: str, hemi: str) -> str:
-    """Per-hemisphere surface ROI mask (GIFTI)."""
+    """Key of a per-hemisphere surface ROI mask (GIFTI, FreeSurfer native surface).
+
+    Parameters
+    ----------
+    subject : str
+        Canonical subject id.
+    category : str
+        ROI category folder, one of :data:`ROI_CATEGORIES`.
+    label : str
+        ROI label as spelled in the bucket.
+    hemi : {"L", "R"}
+        Hemisphere.
+
+    Returns
+    -------
+    str
+        The ``hemi-<hemi>_space-fsnative_label-<label>_mask.func.gii`` key.
+
+    Examples
+    --------
+    >>> roi_surface_key("sub-03", "face", "FFA-1", "L").split("/")[-1]
+    'sub-03_hemi-L_space-fsnative_label-FFA-1_mask.func.gii'
+    """
     name = f"{subject}_hemi-{hemi}_space-fsnative_label-{label}_mask.func.gii"
     return roi_prefix(subject) + f"{category}/{name}"
 
 
 def roi_label_key(subject: str, category: str, label: str, hemi: str) -> str:
-    """Per-hemisphere FreeSurfer ASCII label."""
+    """Key of a per-hemisphere FreeSurfer ASCII label file.
+
+    Parameters
+    ----------
+    subject : str
+        Canonical subject id.
+    category : str
+        ROI category folder, one of :data:`ROI_CATEGORIES`.
+    label : str
+        ROI label as spelled in the bucket.
+    hemi : {"L", "R"}
+        Hemisphere.
+
+    Returns
+    -------
+    str
+        The ``hemi-<hemi>_space-fsnative_label-<label>_mask.label`` key.
+
+    Examples
+    --------
+    >>> roi_label_key("sub-03", "face", "FFA-1", "R").split("/")[-1]
+    'sub-03_hemi-R_space-fsnative_label-FFA-1_mask.label'
+    """
     return roi_prefix(subject) + f"{category}/{subject}_hemi-{hemi}_space-fsnative_label-{label}_mask.label"
 
 
@@ -333,10 +715,25 @@ def parse_roi_volume_key(key: str) -> tuple[str, str, str] | None:
     Accepts the categorised layout (label de-hyphenated) and the snapshot flat
     layout (category ``"uncategorized"``).
 
+    Parameters
+    ----------
+    key : str
+        Bucket key (or local relative path) to classify.
+
+    Returns
+    -------
+    tuple of str or None
+        ``(subject, category, label)``, or ``None`` if ``key`` is not a
+        volumetric ROI mask.
+
     Examples
     --------
     >>> parse_roi_volume_key("derivatives/rois/sub-03/face/sub-03_space-T1w_res-1pt8_label-FFA-1_mask.nii.gz")
     ('sub-03', 'face', 'FFA1')
+    >>> parse_roi_volume_key("derivatives/atlases/sub-03/rois/V1.nii.gz")
+    ('sub-03', 'uncategorized', 'V1')
+    >>> parse_roi_volume_key("README") is None
+    True
     """
     parts = key.split("/")
     if len(parts) == 5 and "/".join(parts[:2]) == ROI_ROOT:
@@ -354,12 +751,41 @@ def parse_roi_volume_key(key: str) -> tuple[str, str, str] | None:
 
 # --------------------------------------------------------------------------- stimuli keys
 def embeddings_key(model: str) -> str:
-    """Embedding file of one model (``CLIP``, ``DINOv2``, ``PEcore``, ``SigLIP2``)."""
+    """Key of the image-embedding file of one model.
+
+    Parameters
+    ----------
+    model : str
+        One of :data:`EMBEDDING_MODELS` (``CLIP``, ``DINOv2``, ``PEcore``, ``SigLIP2``).
+
+    Returns
+    -------
+    str
+        ``stimuli/task-images_desc-<model>_embeddings.h5``.
+
+    Examples
+    --------
+    >>> embeddings_key("CLIP")
+    'stimuli/task-images_desc-CLIP_embeddings.h5'
+    """
     return f"{STIMULI_ROOT}/task-{TASK}_desc-{model}_embeddings.h5"
 
 
 def public_stimulus_keys() -> tuple[str, ...]:
-    """Every CC0 stimulus-derivative key (no data-use agreement needed)."""
+    """Every CC0 stimulus-derivative key (no data-use agreement needed).
+
+    Returns
+    -------
+    tuple of str
+        The embedding files of every model, then the segmentation masks, their
+        metadata and the captions.
+
+    Examples
+    --------
+    >>> keys = public_stimulus_keys()
+    >>> embeddings_key("CLIP") in keys, CAPTIONS_KEY in keys, STIMULI_IMAGES_KEY in keys
+    (True, True, False)
+    """
     return (
         *(embeddings_key(m) for m in EMBEDDING_MODELS),
         SEGMENTATIONS_KEY,
@@ -423,6 +849,18 @@ def parse_entities(key: str) -> dict[str, str]:
     Directory parts count (``ses-04/``). The first occurrence of an entity wins
     (file-name occurrences agree with directory ones in this dataset).
 
+    Parameters
+    ----------
+    key : str
+        ``/``-separated bucket key or relative path.
+
+    Returns
+    -------
+    dict of str to str
+        Entity values without their prefix (``{"sub": "03", ...}``), plus
+        ``suffix``, ``extension`` (without the leading dot) and ``datatype``
+        when present. Only names in :data:`ENTITIES` count as entities.
+
     Examples
     --------
     >>> e = parse_entities("derivatives/glmsingle-tedana/sub-03/ses-01/func/"
@@ -448,13 +886,49 @@ def parse_entities(key: str) -> dict[str, str]:
 
 
 def session_of(key: str) -> str | None:
-    """``ses-NN`` of a key, or ``None`` for subject- and dataset-level keys."""
+    """``ses-NN`` of a key, or ``None`` for subject- and dataset-level keys.
+
+    Parameters
+    ----------
+    key : str
+        Bucket key or relative path.
+
+    Returns
+    -------
+    str or None
+        The session id, or ``None`` when the key names no session.
+
+    Examples
+    --------
+    >>> session_of(trials_key("sub-03", "ses-02"))
+    'ses-02'
+    >>> session_of(r2mean_key("sub-03")) is None
+    True
+    """
     value = parse_entities(key).get("ses")
     return f"ses-{value}" if value is not None else None
 
 
 def subject_of(key: str) -> str | None:
-    """``sub-XX`` of a key, or ``None`` for dataset-level keys."""
+    """``sub-XX`` of a key, or ``None`` for dataset-level keys.
+
+    Parameters
+    ----------
+    key : str
+        Bucket key or relative path.
+
+    Returns
+    -------
+    str or None
+        The subject id, or ``None`` when the key names no subject.
+
+    Examples
+    --------
+    >>> subject_of(r2mean_key("sub-05"))
+    'sub-05'
+    >>> subject_of("participants.tsv") is None
+    True
+    """
     value = parse_entities(key).get("sub")
     return f"sub-{value}" if value is not None else None
 
@@ -467,6 +941,18 @@ MAX_NAME_LENGTH = 255
 
 def bidsify(key: str) -> str:
     """Remove hyphens inside ``label-<value>`` tokens of the file name (idempotent).
+
+    Only the last path part changes, so folders keep their bucket names.
+
+    Parameters
+    ----------
+    key : str
+        ``/``-separated bucket key.
+
+    Returns
+    -------
+    str
+        The key with de-hyphenated ``label-`` values.
 
     Examples
     --------
@@ -481,11 +967,30 @@ def bidsify(key: str) -> str:
 def check_key(key: str) -> str:
     """Validate that a remote key is a safe relative path; return it unchanged.
 
+    Parameters
+    ----------
+    key : str
+        Key as listed by the remote store.
+
+    Returns
+    -------
+    str
+        ``key`` itself.
+
     Raises
     ------
     UnsafeKeyError
-        For absolute paths, ``..``/``.`` parts, backslashes, NULs, control
-        characters, empty parts or over-long names.
+        For empty or non-text keys, absolute paths, ``..``/``.`` parts,
+        backslashes, NULs, control characters, empty parts or over-long names.
+
+    Examples
+    --------
+    >>> check_key("stimuli/task-images_desc-captions.csv")
+    'stimuli/task-images_desc-captions.csv'
+    >>> check_key("../etc/passwd")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    laion_fmri.errors.UnsafeKeyError: Refusing remote key '../etc/passwd': ...
     """
     if not isinstance(key, str) or not key:
         raise UnsafeKeyError(f"Refusing empty or non-text key {key!r}.")
@@ -515,17 +1020,58 @@ def check_key(key: str) -> str:
 
 
 def local_relpath(key: str) -> str:
-    """Relative local path (``/``-separated) for a remote key, after safety checks."""
+    """Relative local path (``/``-separated) for a remote key, after safety checks.
+
+    Parameters
+    ----------
+    key : str
+        Remote key.
+
+    Returns
+    -------
+    str
+        :func:`bidsify` of the key.
+
+    Raises
+    ------
+    UnsafeKeyError
+        If the key is not a safe relative path (see :func:`check_key`).
+
+    Examples
+    --------
+    >>> local_relpath("derivatives/rois/sub-03/face/sub-03_space-T1w_res-1pt8_label-FFA-1_mask.nii.gz")
+    'derivatives/rois/sub-03/face/sub-03_space-T1w_res-1pt8_label-FFA1_mask.nii.gz'
+    """
     return bidsify(check_key(key))
 
 
 def local_path(data_dir: str | Path, key: str) -> Path:
     """Local path of a remote key under ``data_dir``, guaranteed to stay inside it.
 
+    Parameters
+    ----------
+    data_dir : str or Path
+        The local data directory (need not exist).
+    key : str
+        Remote key.
+
+    Returns
+    -------
+    Path
+        Absolute, resolved path of the (bidsified) key under ``data_dir``.
+
     Raises
     ------
     UnsafeKeyError
-        If the key could resolve outside ``data_dir``.
+        If the key is unsafe or could resolve outside ``data_dir`` (e.g.
+        through a symlink).
+
+    Examples
+    --------
+    >>> local_path("/data", "participants.tsv")  # doctest: +SKIP
+    PosixPath('/data/participants.tsv')
+    >>> local_path(".", "participants.tsv").name
+    'participants.tsv'
     """
     root = Path(data_dir).resolve()
     path = (root / local_relpath(key)).resolve()
@@ -535,36 +1081,148 @@ def local_path(data_dir: str | Path, key: str) -> Path:
 
 
 def state_dir(data_dir: str | Path) -> Path:
-    """``<data_dir>/.laion_fmri``: manifest, cache, license markers, locks."""
+    """Folder of the package state: manifest, cache, license markers, locks.
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        The local data directory.
+
+    Returns
+    -------
+    Path
+        ``<data_dir>/.laion_fmri``.
+
+    Examples
+    --------
+    >>> state_dir("/data").as_posix()
+    '/data/.laion_fmri'
+    """
     return Path(data_dir) / STATE_DIRNAME
 
 
 def manifest_path(data_dir: str | Path) -> Path:
-    """Local download manifest (SQLite)."""
+    """Path of the local download manifest (SQLite).
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        The local data directory.
+
+    Returns
+    -------
+    Path
+        ``<data_dir>/.laion_fmri/manifest.sqlite``.
+
+    Examples
+    --------
+    >>> manifest_path("/data").as_posix()
+    '/data/.laion_fmri/manifest.sqlite'
+    """
     return state_dir(data_dir) / "manifest.sqlite"
 
 
 def cache_dir(data_dir: str | Path) -> Path:
-    """Decoded-betas cache folder."""
+    """Folder of the decoded-betas cache.
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        The local data directory.
+
+    Returns
+    -------
+    Path
+        ``<data_dir>/.laion_fmri/cache``.
+
+    Examples
+    --------
+    >>> cache_dir("/data").as_posix()
+    '/data/.laion_fmri/cache'
+    """
     return state_dir(data_dir) / "cache"
 
 
 def license_marker(data_dir: str | Path) -> Path:
-    """Marker recording that the CC0 dataset license notice was accepted."""
+    """Marker file recording that the CC0 dataset license notice was accepted.
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        The local data directory.
+
+    Returns
+    -------
+    Path
+        ``<data_dir>/.laion_fmri/license_accepted``.
+
+    Examples
+    --------
+    >>> license_marker("/data").name
+    'license_accepted'
+    """
     return state_dir(data_dir) / "license_accepted"
 
 
 def stimulus_terms_marker(data_dir: str | Path) -> Path:
-    """Marker recording the stimulus data-use agreement for sample/local sources."""
+    """Marker file recording the stimulus data-use agreement for sample/local sources.
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        The local data directory.
+
+    Returns
+    -------
+    Path
+        ``<data_dir>/.laion_fmri/stimuli_terms_accepted``.
+
+    Examples
+    --------
+    >>> stimulus_terms_marker("/data").name
+    'stimuli_terms_accepted'
+    """
     return state_dir(data_dir) / "stimuli_terms_accepted"
 
 
 def lock_path(data_dir: str | Path) -> Path:
-    """Lock file serialising downloads into one data directory."""
+    """Lock file serialising downloads into one data directory.
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        The local data directory.
+
+    Returns
+    -------
+    Path
+        ``<data_dir>/.laion_fmri/download.lock``.
+
+    Examples
+    --------
+    >>> lock_path("/data").name
+    'download.lock'
+    """
     return state_dir(data_dir) / "download.lock"
 
 
 def partial_path(final: Path) -> Path:
-    """Temporary name beside a target while it downloads."""
+    """Temporary name beside a target while it downloads.
+
+    Parameters
+    ----------
+    final : Path
+        The target file.
+
+    Returns
+    -------
+    Path
+        ``<final>.part`` in the same folder.
+
+    Examples
+    --------
+    >>> partial_path(Path("/d/x.nii.gz")).name
+    'x.nii.gz.part'
+    """
     return final.with_name(final.name + ".part")
 

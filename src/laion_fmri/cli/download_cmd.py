@@ -1,0 +1,119 @@
+"""``laion-fmri download``, ``verify``, ``accept-license`` and the stimulus-derivative downloads."""
+
+from __future__ import annotations
+
+import argparse
+
+from laion_fmri.config import get_data_dir
+from laion_fmri.download import api
+from laion_fmri.download.plan import Plan, format_bytes
+from laion_fmri.licenses import DATASET_LICENSE_TEXT, accept_dataset_license
+
+
+def _common(p: argparse.ArgumentParser, default_jobs: int) -> None:
+    p.add_argument("--n-jobs", type=int, default=default_jobs, metavar="N",
+                   help=f"parallel transfers (default {default_jobs})")
+    p.add_argument("--data-dir", metavar="DIR", help="target folder (default: configured)")
+    p.add_argument("--no-progress", action="store_true", help="no progress display")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "download", help="download subject data, filtered by BIDS entities",
+        description="Download one subject (or 'all'): resumable, verified, idempotent. "
+        "Entity values may be bare ('01') or prefixed ('ses-01'); repeat a flag for several "
+        "values. --ses averages selects the subject-level maps.",
+    )
+    p.add_argument("--subject", required=True, nargs="+", help="sub-03, 03, 3 or 'all'")
+    for name in ("ses", "task", "space", "desc", "stat", "suffix", "extension", "datatype"):
+        p.add_argument(f"--{name}", nargs="+", metavar="VALUE")
+    p.add_argument("--include", nargs="+", metavar="GLOB", help="only keys matching a glob")
+    p.add_argument("--exclude", nargs="+", metavar="GLOB", help="drop keys matching a glob")
+    p.add_argument("--include-stimuli", action="store_true",
+                   help="also the stimulus files (raw images need the data-use agreement)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    _common(p, 4)
+    p.set_defaults(func=run_download)
+
+    p = subparsers.add_parser(
+        "verify", help="re-check downloaded files (size and checksum)",
+        description="Report missing, truncated or altered files; --repair fetches them again.",
+    )
+    p.add_argument("--subject", help="only this subject")
+    p.add_argument("--repair", action="store_true", help="re-fetch bad files")
+    _common(p, 4)
+    p.set_defaults(func=run_verify)
+
+    p = subparsers.add_parser(
+        "accept-license", help="show the CC0 dataset license notice and record acceptance",
+    )
+    p.add_argument("--data-dir", metavar="DIR", help="data folder (default: configured)")
+    p.set_defaults(func=run_accept)
+
+    for name, helptext in (
+        ("download-embeddings", "stimulus embeddings (CLIP, DINOv2, PEcore, SigLIP2)"),
+        ("download-segmentations", "object masks of the shared images"),
+        ("download-captions", "human and AI captions"),
+    ):
+        p = subparsers.add_parser(name, help=f"download the {helptext} (CC0)")
+        if name == "download-embeddings":
+            p.add_argument("--models", "--model", nargs="+", default=["all"], metavar="MODEL",
+                           help="model names or 'all' (default)")
+        _common(p, 4)
+        p.set_defaults(func=run_public, which=name)
+
+
+def _one(values: list[str] | None) -> str | list[str] | None:
+    if values is None:
+        return None
+    return values[0] if len(values) == 1 else values
+
+
+def run_download(args: argparse.Namespace) -> int:
+    result = api.download(
+        subject=_one(args.subject), ses=_one(args.ses), task=_one(args.task),
+        space=_one(args.space), desc=_one(args.desc), stat=_one(args.stat),
+        suffix=_one(args.suffix), extension=_one(args.extension),
+        include_stimuli=args.include_stimuli, n_jobs=args.n_jobs, datatype=_one(args.datatype),
+        include=args.include, exclude=args.exclude, dry_run=args.dry_run,
+        progress=not args.no_progress, data_dir=args.data_dir,
+    )
+    if isinstance(result, Plan):
+        for obj in result.objects:
+            print(f"{obj.size:>14,d}  {obj.key}")
+        print(f"Total: {len(result.objects)} file(s), {format_bytes(result.total_bytes)}")
+        return 0
+    for key, reason in sorted(result.failed.items()):
+        print(f"FAILED {key}: {reason}")
+    return 1 if result.failed else 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    report = api.verify(subject=args.subject, repair=args.repair, data_dir=args.data_dir,
+                        n_jobs=args.n_jobs, progress=not args.no_progress)
+    for kind in ("missing", "truncated", "altered"):
+        for key in getattr(report, kind):
+            fixed = " (repaired)" if key in report.repaired else ""
+            print(f"{kind.upper()} {key}{fixed}")
+    for key, reason in sorted(report.failed.items()):
+        print(f"FAILED {key}: {reason}")
+    print(report)
+    return 0 if report.clean else 1
+
+
+def run_accept(args: argparse.Namespace) -> int:
+    print(DATASET_LICENSE_TEXT)
+    marker = accept_dataset_license(get_data_dir(args.data_dir))
+    print(f"Accepted; recorded in {marker}.")
+    return 0
+
+
+def run_public(args: argparse.Namespace) -> int:
+    kw = {"data_dir": args.data_dir, "n_jobs": args.n_jobs, "progress": not args.no_progress}
+    if args.which == "download-embeddings":
+        report = api.download_embeddings(_one(args.models) or "all", **kw)
+    elif args.which == "download-segmentations":
+        report = api.download_segmentations(**kw)
+    else:
+        report = api.download_captions(**kw)
+    return 1 if report.failed else 0

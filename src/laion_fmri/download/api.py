@@ -1,0 +1,507 @@
+"""Public download functions: ``download``, ``download_embeddings`` ... and ``verify``."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from laion_fmri import layout
+from laion_fmri.config import get_data_dir
+from laion_fmri.download.manifest import Manifest
+from laion_fmri.download.plan import Filters, Plan, select_subject, subject_prefixes, validate_n_jobs
+from laion_fmri.download.transfer import DownloadReport, data_dir_lock, fetch_objects, file_digests
+from laion_fmri.errors import (
+    AccessDeniedError,
+    DataNotFoundError,
+    NoMatchingDataError,
+)
+from laion_fmri.licenses import ensure_dataset_license
+from laion_fmri.remote import ObjectInfo, Store, open_store
+
+
+def _data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
+    root = Path(get_data_dir(data_dir)).expanduser()
+    if not root.is_dir():
+        raise DataNotFoundError(
+            f"The data directory {root} does not exist. Create it (mkdir -p {root}) and run "
+            "`laion-fmri config --data-dir DIR` again."
+        )
+    return root
+
+
+def _subjects(subject: object, store: Store) -> list[str]:
+    if isinstance(subject, str) and subject.strip().lower() == "all":
+        from laion_fmri.discovery import _subjects as listed
+
+        subjects = listed(store)
+        if not subjects:
+            raise NoMatchingDataError(f"No subjects found in {store.url}.")
+        return subjects
+    values = subject if isinstance(subject, (list, tuple)) else [subject]
+    return list(dict.fromkeys(layout.normalize_subject(v) for v in values))
+
+
+def _no_match_message(subjects: Sequence[str], filters: Filters, store: Store) -> str:
+    from laion_fmri.discovery import _sessions
+
+    hints = []
+    for sub in subjects[:3]:
+        sessions = [s for s in _sessions(store, sub) if not layout.is_held_out(s)]
+        hints.append(f"{sub}: {', '.join(sessions) or 'no sessions'}")
+    held = [f"ses-{v}" for v in filters.ses or () if layout.is_held_out(f"ses-{v}")]
+    note = (f" {', '.join(held)} {'is' if len(held) == 1 else 'are'} held out: withheld from "
+            "public download." if held else "")
+    return (
+        f"No objects in {store.url} for {', '.join(subjects)} match {filters.describe()}."
+        f"{note} Available sessions - {'; '.join(hints)} (plus ses='averages' for "
+        "subject-level maps)."
+    )
+
+
+def build_plan(
+    subjects: Sequence[str], filters: Filters, store: Store, include_stimuli: bool = False
+) -> Plan:
+    """List the source and select what a download would fetch (no writes).
+
+    Parameters
+    ----------
+    subjects : sequence of str
+        Canonical subject ids.
+    filters : Filters
+        Normalised filters.
+    store : Store
+        The source.
+    include_stimuli : bool
+        Add the public stimulus derivatives.
+
+    Returns
+    -------
+    Plan
+
+    Raises
+    ------
+    NoMatchingDataError
+        When no subject object matched.
+
+    Examples
+    --------
+    >>> from laion_fmri.remote import open_store
+    >>> build_plan(["sub-03"], Filters.from_args(ses="averages"), open_store())  # doctest: +SKIP
+    """
+    plan = Plan()
+    for obj in store.list_files(""):
+        if obj.key in layout.DATASET_LEVEL_KEYS:
+            plan.add(obj)
+    for sub in subjects:
+        listing = itertools.chain.from_iterable(
+            store.list(p) for p in subject_prefixes(sub, filters)
+        )
+        select_subject(sub, listing, filters, plan)
+    if plan.n_matched == 0:
+        raise NoMatchingDataError(_no_match_message(subjects, filters, store))
+    if include_stimuli:
+        public = set(layout.public_stimulus_keys())
+        for obj in store.list(layout.STIMULI_ROOT + "/"):
+            if obj.key in public:
+                plan.add(obj)
+    return plan
+
+
+def download(
+    subject: object,
+    ses: object = None,
+    task: object = None,
+    space: object = None,
+    desc: object = None,
+    stat: object = None,
+    suffix: object = None,
+    extension: object = None,
+    include_stimuli: bool = False,
+    n_jobs: int = 1,
+    datatype: object = None,
+    include: object = None,
+    exclude: object = None,
+    dry_run: bool = False,
+    progress: bool = True,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> DownloadReport | Plan:
+    """Download one or all subjects' files, filtered by BIDS entities.
+
+    Dataset-level files (``dataset_description.json``, ``participants.*``,
+    ``README``) always come; the brain-mask maps are pinned when ``ses`` names
+    a session; ROI masks come along whatever ``ses`` says; held-out sessions
+    (``ses-31`` .. ``ses-34``) are skipped with one summary line. Files already
+    downloaded and verified are skipped without any GET.
+
+    Parameters
+    ----------
+    subject : str, int or list
+        ``"sub-03"``, ``"03"``, ``3``, a list of those, or ``"all"``.
+    ses : str or list, optional
+        Sessions (``"ses-01"`` or ``"01"``); ``"averages"`` selects the
+        subject-level maps. Strict: other sessions are excluded.
+    task, space, desc, stat : str or list, optional
+        Entity values; permissive (keys without the entity pass).
+    suffix, extension : str or list, optional
+        Exact file suffix (``statmap``) / extension (``nii.gz``).
+    include_stimuli : bool
+        Also fetch the public stimulus derivatives and run
+        :func:`laion_fmri.download.download_stimuli`.
+    n_jobs : int
+        Parallel transfers.
+    datatype : str or list, optional
+        ``func``/``anat``/``dwi``/``fmap``; also lists the raw BIDS tree.
+    include, exclude : str or list, optional
+        Shell globs on the key.
+    dry_run : bool
+        Return the :class:`~laion_fmri.download.plan.Plan` without writing anything.
+    progress : bool
+        Show a progress display (only on a terminal).
+    data_dir : str or Path, optional
+        Target directory (the configured one by default).
+
+    Returns
+    -------
+    DownloadReport or Plan
+        The report (``downloaded``, ``skipped``, ``failed``, ``bytes``,
+        ``seconds``); the plan when ``dry_run``.
+
+    Raises
+    ------
+    DataDirNotSetError
+        If no data directory is configured.
+    SubjectNotFoundError, SessionNotFoundError, FilterError
+        For malformed arguments.
+    NoMatchingDataError
+        When the filters match nothing.
+    LicenseNotAcceptedError
+        When the CC0 notice was not accepted (see ``laion-fmri accept-license``).
+    SourceUnavailableError
+        When the source cannot be listed.
+
+    Examples
+    --------
+    >>> from laion_fmri.download import download
+    >>> download(subject="sub-03", ses="ses-01", n_jobs=4)  # doctest: +SKIP
+    Downloaded 18 file(s) (11.9 GB) in 95.2 s; 0 already up to date.
+    """
+    root = _data_dir(data_dir)
+    n_jobs = validate_n_jobs(n_jobs)
+    filters = Filters.from_args(ses, task, space, desc, stat, suffix, extension, datatype,
+                                include, exclude)
+    store = open_store()
+    subjects = _subjects(subject, store)
+    if not dry_run:
+        ensure_dataset_license(root)
+    plan = build_plan(subjects, filters, store, include_stimuli)
+    if line := plan.held_out_summary():
+        print(line)
+    if dry_run:
+        print(f"Dry run: {plan} selected from {store.url}; nothing was written.")
+        return plan
+    report = fetch_objects(plan.objects, store, root, n_jobs=n_jobs, progress=progress)
+    report.held_out = [o.key for o in plan.held_out]
+    print(report)
+    if include_stimuli:
+        from laion_fmri.download.stimuli import download_stimuli
+
+        result = download_stimuli(data_dir=root, n_jobs=n_jobs, progress=progress)
+        if isinstance(result, DownloadReport):
+            report.merge(result)
+    return report
+
+
+def fetch_public_keys(
+    keys: Iterable[str], what: str, data_dir: str | os.PathLike[str] | None = None,
+    n_jobs: int = 4, progress: bool = True,
+) -> DownloadReport:
+    """Fetch named public keys (CC0 stimulus derivatives) after the license check.
+
+    Raises
+    ------
+    DataNotFoundError
+        If a key is not in the source.
+    """
+    root = _data_dir(data_dir)
+    n_jobs = validate_n_jobs(n_jobs)
+    ensure_dataset_license(root)
+    store = open_store()
+    objects = []
+    for key in keys:
+        try:
+            objects.append(store.head(key))
+        except DataNotFoundError:
+            raise DataNotFoundError(
+                f"{what} file {key!r} was not found in {store.url}. Has it been uploaded yet?"
+            ) from None
+    report = fetch_objects(objects, store, root, n_jobs=n_jobs, progress=progress)
+    print(report)
+    return report
+
+
+def download_embeddings(
+    models: str | Sequence[str] = "all",
+    data_dir: str | os.PathLike[str] | None = None,
+    n_jobs: int = 4,
+    progress: bool = True,
+) -> DownloadReport:
+    """Download stimulus embeddings (CLIP, DINOv2, PEcore, SigLIP2; CC0).
+
+    Parameters
+    ----------
+    models : str or list of str
+        ``"all"`` or model names (case-insensitive).
+    data_dir : str or Path, optional
+        Target directory.
+    n_jobs : int
+        Parallel transfers.
+    progress : bool
+        Show a progress display.
+
+    Returns
+    -------
+    DownloadReport
+
+    Raises
+    ------
+    DataNotFoundError
+        For an unknown model or a file missing from the source.
+
+    Examples
+    --------
+    >>> download_embeddings(["CLIP"])  # doctest: +SKIP
+    """
+    by_lower = {m.lower(): m for m in layout.EMBEDDING_MODELS}
+    wanted = [models] if isinstance(models, str) else list(models)
+    if any(isinstance(m, str) and m.lower() == "all" for m in wanted):
+        names = list(layout.EMBEDDING_MODELS)
+    else:
+        names = []
+        for m in wanted:
+            if not isinstance(m, str) or m.lower() not in by_lower:
+                raise DataNotFoundError(
+                    f"No embeddings for model {m!r}; available: "
+                    f"{', '.join(layout.EMBEDDING_MODELS)} (or 'all')."
+                )
+            names.append(by_lower[m.lower()])
+    keys = [layout.embeddings_key(m) for m in dict.fromkeys(names)]
+    return fetch_public_keys(keys, "Embeddings", data_dir, n_jobs, progress)
+
+
+def download_segmentations(
+    data_dir: str | os.PathLike[str] | None = None, n_jobs: int = 4, progress: bool = True
+) -> DownloadReport:
+    """Download the object segmentations of the shared images and their table (CC0).
+
+    Parameters
+    ----------
+    data_dir : str or Path, optional
+        Target directory.
+    n_jobs : int
+        Parallel transfers.
+    progress : bool
+        Show a progress display.
+
+    Returns
+    -------
+    DownloadReport
+
+    Raises
+    ------
+    DataNotFoundError
+        If the files are missing from the source.
+
+    Examples
+    --------
+    >>> download_segmentations()  # doctest: +SKIP
+    """
+    keys = [layout.SEGMENTATIONS_KEY, layout.SEGMENTATIONS_METADATA_KEY]
+    return fetch_public_keys(keys, "Segmentation", data_dir, n_jobs, progress)
+
+
+def download_captions(
+    data_dir: str | os.PathLike[str] | None = None, n_jobs: int = 4, progress: bool = True
+) -> DownloadReport:
+    """Download the human and AI image captions (CC0).
+
+    Parameters
+    ----------
+    data_dir : str or Path, optional
+        Target directory.
+    n_jobs : int
+        Parallel transfers.
+    progress : bool
+        Show a progress display.
+
+    Returns
+    -------
+    DownloadReport
+
+    Raises
+    ------
+    DataNotFoundError
+        If the file is missing from the source.
+
+    Examples
+    --------
+    >>> download_captions()  # doctest: +SKIP
+    """
+    return fetch_public_keys([layout.CAPTIONS_KEY], "Captions", data_dir, n_jobs, progress)
+
+
+# --------------------------------------------------------------------------- verify
+@dataclass
+class VerifyReport:
+    """Outcome of :func:`verify`.
+
+    Parameters
+    ----------
+    ok, missing, truncated, altered, repaired : list of str
+        Initial key lists.
+    failed : dict
+        Initial failures.
+
+    Attributes
+    ----------
+    ok : list of str
+        Keys whose bytes match the manifest.
+    missing, truncated, altered : list of str
+        Keys absent, shorter than recorded, or with other bytes.
+    repaired : list of str
+        Keys fetched again (``repair=True``).
+    failed : dict
+        ``{key: reason}`` for repairs that failed.
+
+    Examples
+    --------
+    >>> str(VerifyReport(ok=["a", "b"]))
+    'Verified 2 file(s): 2 ok, 0 missing, 0 truncated, 0 altered.'
+    """
+
+    ok: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    truncated: list[str] = field(default_factory=list)
+    altered: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> list[str]:
+        """Every key that was missing, truncated or altered."""
+        return self.missing + self.truncated + self.altered
+
+    @property
+    def clean(self) -> bool:
+        """True when nothing is wrong now (all problems repaired, nothing failed)."""
+        return not self.failed and set(self.problems) <= set(self.repaired)
+
+    def __str__(self) -> str:
+        text = (
+            f"Verified {len(self.ok) + len(self.problems)} file(s): {len(self.ok)} ok, "
+            f"{len(self.missing)} missing, {len(self.truncated)} truncated, "
+            f"{len(self.altered)} altered"
+        )
+        if self.repaired or self.failed:
+            text += f"; {len(self.repaired)} repaired, {len(self.failed)} repair(s) failed"
+        return text + "."
+
+
+def _check_record(root: Path, record: dict[str, object]) -> str:
+    path = root / str(record["path"])
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return "missing"
+    if st.st_size < int(record["size"]):  # type: ignore[call-overload]
+        return "truncated"
+    if st.st_size != record["size"]:
+        return "altered"
+    algos = [a for a in ("md5", "sha256") if record.get(a)]
+    digests = file_digests(path, algos) if algos else {}
+    if any(digests[a] != record[a] for a in algos):
+        return "altered"
+    return "ok"
+
+
+def verify(
+    subject: object | None = None,
+    repair: bool = False,
+    data_dir: str | os.PathLike[str] | None = None,
+    n_jobs: int = 4,
+    progress: bool = True,
+) -> VerifyReport:
+    """Re-check downloaded files against the manifest; optionally re-fetch bad ones.
+
+    Every file recorded in the manifest is checked for presence, size and
+    checksum (MD5 computed at download time, SHA-256 when published).
+
+    Parameters
+    ----------
+    subject : str or int, optional
+        Only this subject's files (all recorded files when ``None``).
+    repair : bool
+        Re-fetch missing, truncated or altered files.
+    data_dir : str or Path, optional
+        The data directory.
+    n_jobs : int
+        Parallel checks and transfers.
+    progress : bool
+        Progress display while repairing.
+
+    Returns
+    -------
+    VerifyReport
+
+    Raises
+    ------
+    SubjectNotFoundError
+        For an unknown subject.
+
+    Examples
+    --------
+    >>> print(verify("sub-03"))  # doctest: +SKIP
+    Verified 18 file(s): 18 ok, 0 missing, 0 truncated, 0 altered.
+    """
+    root = _data_dir(data_dir).resolve()
+    sub = layout.normalize_subject(subject) if subject is not None else None
+    report = VerifyReport()
+    with data_dir_lock(root), Manifest(root) as manifest:
+        records = [r for r in manifest.records()
+                   if sub is None or layout.subject_of(str(r["key"])) == sub]
+        with ThreadPoolExecutor(max_workers=validate_n_jobs(n_jobs)) as pool:
+            states = list(pool.map(lambda r: _check_record(root, r), records))
+        for record, state in zip(records, states, strict=True):
+            getattr(report, state).append(record["key"])
+        if repair:
+            paths = {r["key"]: root / str(r["path"]) for r in records}
+            for key in report.problems:
+                manifest.delete(key)
+                # A same-size altered file would otherwise pass the size check.
+                paths[key].unlink(missing_ok=True)
+    if repair and report.problems:
+        store = open_store()
+        objects: list[ObjectInfo] = []
+        for key in report.problems:
+            try:
+                objects.append(store.head(key))
+            except (DataNotFoundError, AccessDeniedError) as exc:
+                report.failed[key] = str(exc)
+        fetched = fetch_objects(objects, store, root, n_jobs=n_jobs, progress=progress)
+        report.repaired = fetched.downloaded + fetched.skipped
+        report.failed.update(fetched.failed)
+    return report
+
+
+__all__ = [
+    "VerifyReport",
+    "build_plan",
+    "download",
+    "download_captions",
+    "download_embeddings",
+    "download_segmentations",
+    "verify",
+]

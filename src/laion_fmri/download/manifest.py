@@ -1,0 +1,174 @@
+"""The local download manifest: what was fetched, verified, and when.
+
+A small SQLite file (``layout.manifest_path``) with one row per key:
+``key, path, size, etag, md5, sha256, mtime_ns, verified_at``. ``mtime_ns``
+and ``size`` are the local file's ``stat`` at verification, so a re-run can
+tell "verified and untouched since" from "changed on disk" without reading
+the file, and ``md5`` (computed while downloading) lets ``verify`` detect
+altered bytes even for sources without checksums.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from laion_fmri import layout
+
+_COLUMNS = ("key", "path", "size", "etag", "md5", "sha256", "mtime_ns", "verified_at")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    key TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    etag TEXT,
+    md5 TEXT,
+    sha256 TEXT,
+    mtime_ns INTEGER NOT NULL,
+    verified_at REAL NOT NULL
+)
+"""
+
+
+class Manifest:
+    """Read and write the manifest of one data directory (thread-safe).
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        The data directory.
+
+    Examples
+    --------
+    >>> m = Manifest("/tmp/data")  # doctest: +SKIP
+    >>> m.get("participants.tsv")["size"]  # doctest: +SKIP
+    """
+
+    def __init__(self, data_dir: str | Path) -> None:
+        self.path = layout.manifest_path(data_dir)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(_SCHEMA)
+        self._db.commit()
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Manifest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The record of one key.
+
+        Parameters
+        ----------
+        key : str
+            Object key.
+
+        Returns
+        -------
+        dict or None
+            Column -> value, or ``None`` when the key is not recorded.
+        """
+        return self.get_many([key]).get(key)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Records of several keys.
+
+        Parameters
+        ----------
+        keys : iterable of str
+            Object keys.
+
+        Returns
+        -------
+        dict
+            ``{key: record}``; keys without a record are absent.
+        """
+        keys = list(keys)
+        out: dict[str, dict[str, Any]] = {}
+        with self._lock:
+            for i in range(0, len(keys), 500):
+                part = keys[i : i + 500]
+                marks = ",".join("?" * len(part))
+                rows = self._db.execute(
+                    f"SELECT {','.join(_COLUMNS)} FROM files WHERE key IN ({marks})", part
+                ).fetchall()
+                out.update({row[0]: dict(zip(_COLUMNS, row, strict=True)) for row in rows})
+        return out
+
+    def records(self, prefix: str = "") -> Iterator[dict[str, Any]]:
+        """Every record whose key starts with ``prefix``, sorted by key.
+
+        Parameters
+        ----------
+        prefix : str
+            Key prefix (``""`` for all).
+
+        Yields
+        ------
+        dict
+            One record per key.
+        """
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {','.join(_COLUMNS)} FROM files WHERE substr(key, 1, ?) = ? ORDER BY key",
+                (len(prefix), prefix),
+            ).fetchall()
+        for row in rows:
+            yield dict(zip(_COLUMNS, row, strict=True))
+
+    def put(
+        self, key: str, path: Path, size: int, etag: str | None, md5: str | None,
+        sha256: str | None, mtime_ns: int,
+    ) -> None:
+        """Record (or replace) a verified file.
+
+        Parameters
+        ----------
+        key : str
+            Object key.
+        path : Path
+            Local path relative to the data directory.
+        size : int
+            Size in bytes.
+        etag : str or None
+            The source's ETag of the object.
+        md5, sha256 : str or None
+            Hex digests of the bytes on disk.
+        mtime_ns : int
+            ``st_mtime_ns`` of the file after the rename.
+        """
+        with self._lock:
+            self._db.execute(
+                f"INSERT OR REPLACE INTO files ({','.join(_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?)",
+                (key, str(path), size, etag, md5, sha256, mtime_ns, time.time()),
+            )
+            self._db.commit()
+
+    def delete(self, key: str) -> None:
+        """Forget a key.
+
+        Parameters
+        ----------
+        key : str
+            Object key.
+        """
+        with self._lock:
+            self._db.execute("DELETE FROM files WHERE key = ?", (key,))
+            self._db.commit()
+
+
+__all__ = ["Manifest"]

@@ -1,0 +1,182 @@
+"""Decoded-betas cache: hits, invalidation, opt-out, corruption and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from laion_fmri import cache, layout
+from laion_fmri.cli import main
+from laion_fmri.errors import CorruptFileError
+from laion_fmri.sample import spec_for
+from laion_fmri.subject import load_subject
+
+SPEC = spec_for("tiny")
+SUB = "sub-03"
+SES = "ses-02"
+
+
+def _truth(root: Path, session: str = SES) -> np.ndarray:
+    brain = nib.load(str(root / layout.r2mean_key(SUB))).get_fdata() != 0
+    data = nib.load(str(root / layout.betas_key(SUB, session))).get_fdata(dtype=np.float32)
+    return data[brain].T
+
+
+def _is_mapped(arr: np.ndarray) -> bool:
+    base = arr
+    while base is not None:
+        if isinstance(base, np.memmap):
+            return True
+        base = getattr(base, "base", None)
+    return False
+
+
+def test_first_load_writes_then_maps(downloaded: Path) -> None:
+    sub = load_subject(SUB)
+    entry = cache.entry_for(downloaded, SUB, SES)
+    assert not entry.data.exists()
+    first = sub.get_betas(SES)
+    assert entry.data.is_file() and entry.sidecar.is_file()
+    assert not _is_mapped(first)
+    meta = json.loads(entry.sidecar.read_text())
+    source = downloaded / layout.betas_key(SUB, SES)
+    assert meta["source_key"] == layout.betas_key(SUB, SES)
+    assert meta["source"] == {"size": source.stat().st_size, "mtime_ns": source.stat().st_mtime_ns}
+    assert meta["shape"] == list(first.shape) and meta["dtype"] == "float32"
+    assert cache.verify(entry)
+    second = sub.get_betas(SES)
+    assert _is_mapped(second) and second.flags.c_contiguous and second.flags.writeable
+    np.testing.assert_array_equal(first, second)
+    second[0, 0] = 12345.0  # copy-on-write: never reaches the file
+    np.testing.assert_array_equal(np.load(entry.data)[0, 0], first[0, 0])
+    roi = sub.get_betas(SES, roi="face")
+    np.testing.assert_array_equal(roi, first[:, sub.get_roi_mask("face")])
+    assert roi.flags.c_contiguous and not _is_mapped(roi)
+
+
+def test_filtered_first_load_caches_whole_brain(downloaded: Path) -> None:
+    sub = load_subject(SUB)
+    got = sub.get_betas(SES, roi="FFA1")
+    entry = cache.entry_for(downloaded, SUB, SES)
+    mm = np.load(entry.data, mmap_mode="r")
+    assert mm.shape == (SPEC.n_trials_in(SUB, SES), SPEC.n_brain_voxels)
+    truth = _truth(downloaded)
+    np.testing.assert_allclose(got, truth[:, sub.get_roi_mask("FFA1")], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(mm), truth, rtol=1e-6)
+
+
+def test_same_stamp_is_trusted_changed_stamp_is_not(downloaded: Path) -> None:
+    """Size + mtime_ns decide: an equal stamp serves the cache without decoding."""
+    sub = load_subject(SUB)
+    source = downloaded / layout.betas_key(SUB, SES)
+    original = sub.get_betas(SES)
+    st = source.stat()
+    raw = bytearray(source.read_bytes())
+    mid = len(raw) // 2
+    raw[mid : mid + 16] = bytes(b ^ 0x5A for b in raw[mid : mid + 16])
+    source.write_bytes(bytes(raw))
+    os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns))
+    # Same size and mtime: the damaged source is never decoded.
+    np.testing.assert_array_equal(sub.get_betas(SES), original)
+    # Touching it invalidates the entry, and decoding now reports the damage.
+    os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    with pytest.raises(CorruptFileError, match=source.name):
+        sub.get_betas(SES)
+
+
+def test_touch_invalidates(downloaded: Path) -> None:
+    sub = load_subject(SUB)
+    sub.get_betas(SES)
+    entry = cache.entry_for(downloaded, SUB, SES)
+    before = json.loads(entry.sidecar.read_text())["source"]["mtime_ns"]
+    source = downloaded / layout.betas_key(SUB, SES)
+    os.utime(source, ns=(before + 10**9, before + 10**9))
+    assert cache.open_cached(entry, source, layout.betas_key(SUB, SES),
+                             sub._load_brain().digest) is None
+    sub.get_betas(SES)
+    assert json.loads(entry.sidecar.read_text())["source"]["mtime_ns"] == before + 10**9
+
+
+def test_mask_change_invalidates(downloaded: Path) -> None:
+    sub = load_subject(SUB)
+    old = sub.get_betas(SES)
+    r2_path = downloaded / layout.r2mean_key(SUB)
+    img = nib.load(str(r2_path))
+    data = img.get_fdata()
+    first = tuple(np.argwhere(data != 0)[0])
+    data[first] = 0
+    nib.save(nib.Nifti1Image(data.astype(np.float32), img.affine), str(r2_path))
+    fresh = load_subject(SUB)
+    new = fresh.get_betas(SES)
+    assert new.shape[1] == old.shape[1] - 1
+    np.testing.assert_array_equal(new, old[:, 1:])  # the first C-order voxel was dropped
+    entry = cache.entry_for(downloaded, SUB, SES)
+    assert json.loads(entry.sidecar.read_text())["mask_hash"] == fresh._load_brain().digest
+
+
+def test_truncated_or_altered_cache_is_rebuilt(downloaded: Path) -> None:
+    sub = load_subject(SUB)
+    truth = sub.get_betas(SES)
+    entry = cache.entry_for(downloaded, SUB, SES)
+    raw = entry.data.read_bytes()
+    entry.data.write_bytes(raw[: len(raw) - 100])
+    assert not cache.verify(entry)
+    np.testing.assert_array_equal(sub.get_betas(SES), truth)
+    assert cache.verify(entry)
+    # Flip bytes inside the first sampled block (after the .npy header).
+    raw = bytearray(entry.data.read_bytes())
+    raw[200:208] = b"\xff" * 8
+    entry.data.write_bytes(bytes(raw))
+    np.testing.assert_array_equal(sub.get_betas(SES), truth)
+    # A change outside the sampled blocks passes the cheap check; verify() catches it.
+    raw = bytearray(entry.data.read_bytes())
+    meta = json.loads(entry.sidecar.read_text())
+    pos = len(raw) - 4096 - 4096 // 2 if len(raw) > 64 * 4096 else None
+    if pos is not None:
+        raw[pos : pos + 4] = b"\x00\x00\xc0\x7f"
+        entry.data.write_bytes(bytes(raw))
+        assert not cache.verify(entry)
+    assert isinstance(meta["crc32"], int)
+
+
+def test_cache_opt_out(downloaded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sub = load_subject(SUB)
+    truth = _truth(downloaded)
+    np.testing.assert_allclose(sub.get_betas(SES, cache=False), truth, rtol=1e-6)
+    assert not layout.cache_dir(downloaded).exists()
+    monkeypatch.setenv("LAION_FMRI_CACHE", "0")
+    np.testing.assert_allclose(sub.get_betas(SES, roi="FFA1"),
+                               truth[:, sub.get_roi_mask("FFA1")], rtol=1e-6)
+    assert not layout.cache_dir(downloaded).exists()
+    sub.get_betas(SES, cache=True)  # an explicit argument wins over the variable
+    assert cache.entry_for(downloaded, SUB, SES).data.is_file()
+
+
+def test_cli_info_and_clear(downloaded: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sub = load_subject(SUB)
+    sub.get_betas(SES)
+    sub.get_betas("ses-01")
+    load_subject("sub-01").get_betas("ses-01")
+    assert main(["cache", "info", "--verify"]) == 0
+    out = capsys.readouterr().out
+    assert f"{SUB} {SES}" in out and "3 session(s)" in out and "ok" in out
+    shape = f"{SPEC.n_trials_in(SUB, SES)}x{SPEC.n_brain_voxels}"
+    assert shape in out
+    assert main(["cache", "clear", "--subject", "3"]) == 0
+    assert "freed" in capsys.readouterr().out
+    assert [e.subject for e in cache.list_entries(downloaded)] == ["sub-01"]
+    entry = cache.entry_for(downloaded, "sub-01", "ses-01")
+    raw = bytearray(entry.data.read_bytes())
+    raw[-3] ^= 0xFF
+    entry.data.write_bytes(bytes(raw))
+    assert main(["cache", "info", "--verify"]) == 1
+    assert "CORRUPT" in capsys.readouterr().out
+    assert main(["cache", "clear"]) == 0
+    assert list(cache.list_entries(downloaded)) == []
+    assert main(["cache", "info", "--subject", "sub-09"]) == 2
+    assert "Unknown subject" in capsys.readouterr().err

@@ -1,0 +1,81 @@
+"""Configuration precedence (argument > env > config file > default) and errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from laion_fmri import config
+from laion_fmri.errors import ConfigError, DataDirNotSetError
+
+
+def test_data_dir_unset_raises_actionable_error() -> None:
+    with pytest.raises(DataDirNotSetError, match="dataset_initialize"):
+        config.get_data_dir()
+
+
+def test_data_dir_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    persisted, env, arg = (tmp_path / n for n in ("persisted", "env", "arg"))
+    for p in (persisted, env, arg):
+        p.mkdir()
+    config.dataset_initialize(persisted)
+    assert config.get_data_dir() == str(persisted.resolve())
+    assert (persisted / ".laion_fmri").is_dir()
+    monkeypatch.setenv(config.ENV_DATA_DIR, str(env))
+    assert config.get_data_dir() == str(env)
+    assert config.get_data_dir(arg) == str(arg)
+    origin = f"environment variable {config.ENV_DATA_DIR}"
+    assert config.effective_settings()["data_dir"] == (str(env), origin)
+
+
+def test_dataset_initialize_validates(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="mkdir -p"):
+        config.dataset_initialize(tmp_path / "missing")
+    with pytest.raises(TypeError):
+        config.dataset_initialize(123)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        config.get_data_dir(b"/tmp")  # type: ignore[arg-type]
+
+
+def test_source_and_endpoint_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert config.get_source().is_default
+    config.set_source("s3://other-bucket/prefix", endpoint_url="http://127.0.0.1:9")
+    src = config.get_source()
+    assert (src.kind, src.bucket, src.prefix, src.endpoint_url) == ("s3", "other-bucket", "prefix", "http://127.0.0.1:9")
+    monkeypatch.setenv(config.ENV_SOURCE, str(tmp_path))
+    src = config.get_source()
+    assert src.kind == "local" and src.path == tmp_path
+    monkeypatch.delenv(config.ENV_SOURCE)
+    config.set_source("", endpoint_url="")  # reset both
+    assert config.get_source().is_default
+    saved = json.loads(config.config_path().read_text())
+    assert "source" not in saved and "endpoint_url" not in saved
+
+
+@pytest.mark.parametrize("bad", ["http://bucket", "s3://", "", "ftp://x/y"])
+def test_bad_sources_raise_config_error(bad: str) -> None:
+    with pytest.raises(ConfigError):
+        config.parse_source(bad)
+
+
+def test_bad_endpoint_raises_config_error() -> None:
+    with pytest.raises(ConfigError, match="http://host:port"):
+        config.set_source(endpoint_url="127.0.0.1:9000")
+
+
+def test_file_url_source_is_local() -> None:
+    src = config.parse_source("file:///data/mirror")
+    assert src.kind == "local" and src.path == Path("/data/mirror")
+
+
+def test_corrupt_config_file_raises(tmp_path: Path) -> None:
+    path = config.config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        config.get_data_dir()
+    path.write_text("[1, 2]")
+    with pytest.raises(ConfigError, match="JSON object"):
+        config.get_data_dir()

@@ -1,0 +1,86 @@
+"""Discovery from the loopback S3 server, the local-folder source and the offline fallback."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from laion_fmri import discovery
+from laion_fmri.cli import main
+from laion_fmri.errors import RoiNotFoundError, SourceUnavailableError, SubjectNotFoundError
+from laion_fmri.sample import spec_for
+
+SPEC = spec_for("tiny")
+ALL_ROIS = sorted({r for rois in SPEC.rois.values() for r in rois})
+
+
+@pytest.fixture(params=["s3", "local"])
+def source(request: pytest.FixtureRequest) -> object:
+    return request.getfixturevalue("s3_source" if request.param == "s3" else "local_source")
+
+
+def test_subjects_rois_categories(source: object) -> None:
+    assert discovery.get_subjects() == sorted(SPEC.subjects)
+    assert discovery.get_categories("sub-03") == sorted(SPEC.rois)
+    assert discovery.get_categories() == sorted(SPEC.rois)
+    assert discovery.get_rois("sub-03", category="face") == sorted(SPEC.rois["face"])
+    assert discovery.get_rois(3) == ALL_ROIS
+    assert discovery.get_rois() == ALL_ROIS
+    assert "FFA1" in discovery.get_rois("03") and "FFA-1" not in discovery.get_rois("03")
+
+
+def test_bad_queries(s3_source: object) -> None:
+    with pytest.raises(RoiNotFoundError, match="Available categories"):
+        discovery.get_rois("sub-03", category="smell")
+    with pytest.raises(SubjectNotFoundError):
+        discovery.get_rois("sub-99")
+
+
+def test_describe_and_inspect(s3_source: object, capsys: pytest.CaptureFixture[str]) -> None:
+    discovery.describe()
+    out = capsys.readouterr().out
+    for sub in SPEC.subjects:
+        assert f"  {sub}: {len(SPEC.sessions) + len(SPEC.held_out_sessions)} session(s)" in out
+    assert "ses-31*" in out and "held-out" in out
+    assert ", ".join(sorted(SPEC.rois)) in out
+    assert "task-images_desc-captions.csv" in out and "Total:" in out
+    tree = discovery.inspect_bucket()
+    out = capsys.readouterr().out
+    assert "derivatives/" in tree[""] and "Top-level prefixes" in out
+    assert "derivatives/: " in out
+    assert sorted(tree["derivatives/"]) == tree["derivatives/"]
+
+
+def test_unreachable_source_falls_back_to_disk(
+    downloaded: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LAION_FMRI_SOURCE", "s3://laion-fmri")
+    monkeypatch.setenv("LAION_FMRI_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens
+    t0 = time.monotonic()
+    assert discovery.get_subjects() == sorted(SPEC.subjects)
+    assert time.monotonic() - t0 < 20
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unreachable" in err[0] and str(downloaded) in err[0]
+
+
+def test_unreachable_without_data_dir_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAION_FMRI_ENDPOINT_URL", "http://127.0.0.1:9")
+    with pytest.raises(SourceUnavailableError):
+        discovery.get_subjects()
+
+
+def test_cli_info(s3_source: object, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info"]) == 0
+    assert "Subjects (2)" in capsys.readouterr().out
+    assert main(["info", "--subject", "3"]) == 0
+    out = capsys.readouterr().out
+    assert f"face: {', '.join(sorted(SPEC.rois['face']))}" in out
+    assert "ses-31 (held out)" in out
+
+
+def test_get_sessions(source: object) -> None:
+    assert discovery.get_sessions("sub-01") == list(SPEC.sessions)
+    assert discovery.get_sessions(1, include_held_out=True) == sorted(
+        SPEC.sessions + SPEC.held_out_sessions)

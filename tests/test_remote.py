@@ -1,0 +1,127 @@
+"""The Store contract, for the S3 store (real HTTP to moto) and the local-folder store."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from laion_fmri import layout
+from laion_fmri.errors import (
+    AccessDeniedError,
+    ConfigError,
+    DataNotFoundError,
+    ObjectChangedError,
+    SourceUnavailableError,
+    UnsafeKeyError,
+)
+from laion_fmri.remote import LocalStore, ObjectInfo, S3Store, open_store
+
+SUB = "sub-03"
+
+
+def _sample_keys(root: Path, prefix: str = "") -> list[str]:
+    return sorted(
+        p.relative_to(root).as_posix() for p in (root / prefix).rglob("*") if p.is_file()
+    )
+
+
+@pytest.fixture(params=["s3", "local"])
+def store(request: pytest.FixtureRequest) -> S3Store | LocalStore:
+    request.getfixturevalue("s3_source" if request.param == "s3" else "local_source")
+    return open_store()
+
+
+def test_list_streams_every_object(store, sample_root: Path) -> None:
+    prefix = layout.subject_glm_prefix(SUB)
+    listing = store.list(prefix)
+    assert isinstance(listing, Iterator)
+    objs = list(listing)
+    assert sorted(o.key for o in objs) == _sample_keys(sample_root, prefix)
+    assert all(o.size == (sample_root / o.key).stat().st_size for o in objs)
+    assert list(store.list("no/such/prefix/")) == []
+
+
+def test_list_dirs_and_files(store, sample_root: Path) -> None:
+    assert store.list_dirs(layout.GLM_ROOT) == [f"{layout.GLM_ROOT}/{s}/" for s in ("sub-01", "sub-03")]
+    top = {o.key for o in store.list_files("")}
+    assert set(layout.DATASET_LEVEL_KEYS) <= top
+    assert all("/" not in k for k in top)
+
+
+def test_head_and_open_with_range(store, sample_root: Path) -> None:
+    key = layout.trials_key(SUB, "ses-01")
+    body = (sample_root / key).read_bytes()
+    info = store.head(key)
+    assert info.size == len(body)
+    with store.open(key) as dl:
+        assert dl.status == 200 and b"".join(bytes(c) for c in dl) == body
+    with store.open(key, start=10, if_match=info.etag) as dl:
+        assert dl.status == 206 and dl.start == 10
+        assert b"".join(bytes(c) for c in dl) == body[10:]
+    with pytest.raises(DataNotFoundError):
+        store.head(layout.trials_key(SUB, "ses-09"))
+    with pytest.raises(UnsafeKeyError):
+        store.open("../../etc/passwd")
+
+
+def test_s3_specifics(s3_source, sample_root: Path) -> None:
+    store = open_store()
+    assert open_store() is store  # one shared client per configuration
+    key = layout.trials_key(SUB, "ses-02")
+    info = store.head(key)
+    assert info.etag == hashlib.md5((sample_root / key).read_bytes()).hexdigest() == info.md5
+    with pytest.raises(ObjectChangedError):
+        store.open(key, start=3, if_match="0" * 32)
+    with pytest.raises(AccessDeniedError, match="403"):
+        store.open(layout.trials_key(SUB, "ses-31"))
+    held = [o.key for o in store.list(layout.subject_glm_prefix(SUB)) if "/ses-31/" in o.key]
+    assert held  # listed, yet refused
+
+
+def test_unreachable_endpoint_is_source_unavailable() -> None:
+    store = S3Store("laion-fmri", endpoint_url="http://127.0.0.1:9")
+    with pytest.raises(SourceUnavailableError, match=r"127\.0\.0\.1:9"):
+        list(store.list(""))
+    with pytest.raises(SourceUnavailableError):
+        store.head("README")
+
+
+def test_local_store_missing_root_and_open_store_forms(tmp_path: Path) -> None:
+    missing = LocalStore(tmp_path / "nope")
+    with pytest.raises(SourceUnavailableError, match="does not exist"):
+        list(missing.list())
+    assert isinstance(open_store(str(tmp_path)), LocalStore)
+    assert isinstance(open_store(f"file://{tmp_path}"), LocalStore)
+    with pytest.raises(ConfigError):
+        open_store("ftp://host/x")
+
+
+def test_s3_listing_paginates(s3_server) -> None:
+    # More keys than one ListObjectsV2 page (1,000), in a bucket of its own.
+    bucket, prefix = "laion-fmri-pagination-test", "many/"
+    client = s3_server.client
+    client.create_bucket(Bucket=bucket,
+                         CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    keys = [f"{prefix}{i:05d}.txt" for i in range(1050)]
+
+    def put(key: str) -> None:
+        client.put_object(Bucket=bucket, Key=key, Body=b"x", ACL="public-read")
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, keys))
+    try:
+        store = S3Store(bucket, endpoint_url=s3_server.endpoint_url)
+        assert [o.key for o in store.list(prefix)] == keys
+    finally:
+        for i in range(0, len(keys), 1000):
+            client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]]})
+        client.delete_bucket(Bucket=bucket)
+
+
+def test_object_info_md5() -> None:
+    info = ObjectInfo("k", 0, "D41D8CD98F00B204E9800998ECF8427E", None)
+    assert info.md5 == "d41d8cd98f00b204e9800998ecf8427e"
