@@ -89,11 +89,11 @@ def summarize(results: list[dict]) -> dict[str, object]:
     fuzz = [r for r in results if r.get("kind") == "fuzz"]
     load = [r for r in results if r.get("kind") == "load"]
     return {
-        "fault_tests": len(faults),
+        "fault_tests": len(faults) + len(failed),
         "failed": failed,
         "faults_injected": _sum(faults, "injected"),
         "bytes_verified": _sum(faults, "bytes_verified") + _sum(load, "bytes_verified"),
-        "files_lost": _sum(faults, "files_lost"),
+        "files_lost": _sum(faults, "files_lost") + _sum(failed, "files_lost"),
         "hostile_checks": len(hostile),
         "hostile_inputs": _sum(hostile, "inputs"),
         "fuzz_inputs": _sum(fuzz, "inputs"),
@@ -108,7 +108,7 @@ def render(summary: dict, generated: str) -> str:
 
     Examples
     --------
-    >>> "Files lost" in render(summarize([]), "now")
+    >>> "files lost or corrupted" in render(summarize([]), "now")
     True
     """
     faults: list[dict] = summary["faults"]  # type: ignore[assignment]
@@ -151,7 +151,11 @@ def render(summary: dict, generated: str) -> str:
     failed: list[dict] = summary["failed"]  # type: ignore[assignment]
     if failed:
         lines += ["", "## Failing scenarios (fix before release)", ""]
-        lines += [f"- `{r.get('test')}`: {r.get('error', '')[:200]}" for r in failed]
+        lines += [
+            f"- `{r.get('test')}` (files lost: {r.get('files_lost', 0)}): "
+            f"{' '.join(str(r.get('error', '')).split())[:200]}"
+            for r in failed
+        ]
     if load:
         lines += ["", "## Load", "", "| check | figures |", "|---|---|"]
         for rec in load:
@@ -165,7 +169,34 @@ def render(summary: dict, generated: str) -> str:
             "(tracemalloc peak) for the 100,000-key listing, dry-run plan and `describe()`;",
             "`rss_growth_mb` is informative only. Times are on a shared 2-core runner.",
         ]
-    lines.append("")
+    lines += [
+        "",
+        "## What the suite covers",
+        "",
+        "- Network (`tests/faults/test_network_faults.py`): connection reset mid-body, truncated",
+        "  body with a correct Content-Length, short and long Content-Length, a stalled server,",
+        "  500/503 bursts, a server that ignores Range, an object that changes between the first",
+        "  and the resumed request (client retry and engine resume), 403 on a key, held-out",
+        "  sessions never requested, listing pages failing once or for good, a no-op re-run",
+        "  making no GET.",
+        "- Process and disk (`test_process_faults.py`): SIGKILL mid-body then rerun (restart and",
+        "  Range resume), Ctrl-C, two concurrent runs on one data directory, a full tmpfs",
+        "  (ENOSPC) and RLIMIT_FSIZE (EFBIG).",
+        "- Local damage (`test_local_faults.py`): altered/truncated/missing files found by",
+        "  `laion-fmri verify` and restored by `--repair`; seven kinds of cache damage; a damaged",
+        "  download manifest.",
+        "- Hostile input (`tests/test_hostile_input.py`): escaping keys (`..`, absolute, `\\`, NUL,",
+        "  control characters, over-long), symlinked folders and `.part` files, 28 crafted NIfTI",
+        "  files (also read under a 2 GiB address-space cap), malformed trial tables, HDF5 and CSV",
+        "  stimulus files; `tests/faults/test_security.py`: anonymous requests only, grant file",
+        "  0600, no unpickling.",
+        "- Fuzzing (`tests/test_fuzz_api.py`, hypothesis): ids, ROI queries, masks, thresholds,",
+        "  split names, image names, config values, download arguments.",
+        "",
+        "Reproduce: `python -m pytest tests/faults tests/test_hostile_input.py tests/test_fuzz_api.py",
+        "tests/test_load.py && python scripts/reliability_report.py`.",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -15,7 +15,8 @@ def test_demo_runs_end_to_end(tmp_path: Path, sample_root: Path, monkeypatch, ca
     monkeypatch.setattr(sample, "ensure_sample_dataset", lambda scale="tiny", seed=0: sample_root)
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
-    for expected in ("get_subjects() -> ['sub-01', 'sub-03']", "download:", "re-run:",
+    for expected in ("get_subjects() -> ['sub-01', 'sub-03']", ">>> download(subject='sub-03', n_jobs=4)",
+                     "re-run fetched 0 file(s)", "Downloaded",
                      "roi='FFA1'", "to_nifti round trip", "tau split", "aligned", "wrote"):
         assert expected in out, expected
     assert "equal=True" in out

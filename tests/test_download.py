@@ -174,13 +174,18 @@ def test_all_subjects(s3_source, accepted: Path) -> None:
 
 
 def test_public_stimulus_files(s3_source, accepted: Path, sample_root: Path) -> None:
+    def with_sidecar(key: str) -> set[str]:
+        side = layout.sidecar_key(key)
+        return {key} | ({side} if (sample_root / side).exists() else set())
+
+    clip = with_sidecar(layout.embeddings_key("CLIP"))
     rep = download_embeddings(models=["clip"], data_dir=accepted)
-    assert rep.downloaded == [layout.embeddings_key("CLIP")]
+    assert set(rep.downloaded) == clip
     rep = download_captions(data_dir=accepted)
-    assert rep.downloaded == [layout.CAPTIONS_KEY]
-    _assert_same_bytes(accepted, sample_root, {layout.embeddings_key("CLIP"), layout.CAPTIONS_KEY})
+    assert set(rep.downloaded) == with_sidecar(layout.CAPTIONS_KEY)
+    _assert_same_bytes(accepted, sample_root, clip | {layout.CAPTIONS_KEY})
     again = download_embeddings(models="CLIP", data_dir=accepted)
-    assert again.skipped == [layout.embeddings_key("CLIP")]
+    assert set(again.skipped) == clip and not again.downloaded
 
 
 def test_concurrent_runs_both_finish(s3_source, accepted: Path, sample_root: Path) -> None:
@@ -259,6 +264,7 @@ def test_cli_public_stimulus_downloads(s3_source, accepted: Path, sample_root: P
     assert main(["download-captions", "--no-progress"]) == 0
     keys = {layout.embeddings_key("DINOv2"), layout.embeddings_key("SigLIP2"),
             layout.SEGMENTATIONS_KEY, layout.SEGMENTATIONS_METADATA_KEY, layout.CAPTIONS_KEY}
+    keys |= {s for k in keys if (sample_root / (s := layout.sidecar_key(k))).exists()}
     assert {k for k in _local_files(accepted) if k.startswith("stimuli/")} == keys
     _assert_same_bytes(accepted, sample_root, keys)
     assert main(["download-embeddings", "--models", "NoSuchModel"]) == 2
@@ -270,6 +276,7 @@ def test_include_stimuli(local_source: Path, accepted: Path) -> None:
     record_local_agreement(accepted)  # the sample's stand-in for the data-use agreement
     report = download(subject=SUB, ses="averages", include_stimuli=True, data_dir=accepted)
     public = set(layout.public_stimulus_keys())
+    public |= {s for k in public if (local_source / (s := layout.sidecar_key(k))).exists()}
     assert public <= set(report.downloaded)
     keys = public | set(layout.GATED_STIMULUS_KEYS)
     assert {k for k in _local_files(accepted) if k.startswith("stimuli/")} == keys

@@ -234,6 +234,7 @@ def test_fuzz_data_dir(path: object) -> None:
     _outcome("get_data_dir", lambda: get_data_dir(path))  # type: ignore[arg-type]
 
 
+@pytest.mark.filterwarnings("ignore:n_jobs:UserWarning")
 @FUZZ
 @given(subject_id=st.one_of(_ids, st.just(SUB)), ses=st.one_of(_ids, st.just(SES)),
        desc=st.one_of(st.none(), _junk_text), n_jobs=st.one_of(st.integers(-3, 300), st.floats(), _junk_text),
@@ -253,3 +254,29 @@ def test_fuzz_download_args(subject_id, ses, desc, n_jobs, include, sample_root,
     finally:
         del os.environ["LAION_FMRI_SOURCE"]
     assert [p.name for p in data.iterdir() if p.name != ".laion_fmri"] == []
+
+
+# --------------------------------------------------------------------------- more subject methods
+@FUZZ
+@given(session=st.one_of(st.none(), _ids), desc=st.one_of(st.none(), _junk_text,
+       st.sampled_from(["Noiseceiling12rep", "NoiseceilingAllrep", "Noiseceiling4rep"])))
+def test_fuzz_noise_ceiling(session: object, desc: object, subject) -> None:  # type: ignore[no-untyped-def]
+    _outcome("get_noise_ceiling", lambda: subject.get_noise_ceiling(session=session, desc=desc))
+
+
+@FUZZ
+@given(n=st.integers(0, 10), dtype=st.sampled_from(["float32", "float64", "int16", "bool", "U2", "object"]),
+       exact=st.booleans(), name=st.sampled_from(["x.nii.gz", "x.nii", "x.txt", "", "sub/x.nii.gz"]))
+def test_fuzz_to_nifti(n: int, dtype: str, exact: bool, name: str, subject, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+    values = np.ones(subject.get_n_voxels() if exact else n, dtype=dtype)
+    out = tmp_path_factory.getbasetemp() / "fuzz_nifti"
+    out.mkdir(exist_ok=True)
+    _outcome("to_nifti", lambda: subject.to_nifti(values, out / name))
+
+
+@FUZZ
+@given(subjects=st.one_of(_ids, st.lists(_ids, max_size=3)))
+def test_fuzz_load_subjects(subjects: object, shared_downloaded: Path) -> None:
+    from laion_fmri.group import load_subjects
+
+    _outcome("load_subjects", lambda: load_subjects(subjects, data_dir=shared_downloaded))  # type: ignore[arg-type]

@@ -141,3 +141,20 @@ def test_cli_plot(shared_downloaded: Path, tmp_path: Path, capsys) -> None:  # t
     err = capsys.readouterr().err
     assert "Noiseceiling99rep" in err and "Noiseceiling12rep" in err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_plot_map_outlines_an_roi(sub, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    nc = sub.get_noise_ceiling(desc="Noiseceiling12rep")
+    fig = plot_map(sub, nc, outline="face", n_slices=4, out=tmp_path / "outlined.png")
+    assert_real_png(tmp_path / "outlined.png")
+    face = np.zeros(int(np.prod(sub.grid_shape)), bool)
+    face[np.flatnonzero(sub.get_brain_mask())[sub.get_roi_mask("face")]] = True
+    face = face.reshape(sub.grid_shape)
+    panels = [ax for ax in fig.axes if ax.images]
+    # A contour is drawn on exactly the panels whose plane holds face voxels.
+    planes = [int(ax.get_title().split("=")[1]) for ax in panels]
+    has_contour = [bool(ax.collections) for ax in panels]
+    assert has_contour == [bool(face[:, :, k].any()) for k in planes]
+    assert any(has_contour)
+    with pytest.raises(RoiNotFoundError):
+        plot_map(sub, nc, outline="nope")

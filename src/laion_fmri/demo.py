@@ -183,7 +183,8 @@ def run_demo(out: str | os.PathLike[str] = "demo-output", scale: str = "tiny",
     from laion_fmri import plotting
 
     nc_png = out / "noise_ceiling.png"
-    plotting.plot_map(sub, nc, title="sub-03 ses-01 noise ceiling (%)", out=nc_png)
+    plotting.plot_map(sub, nc, title="sub-03 ses-01 noise ceiling (%), face ROIs outlined",
+                      outline="face", out=nc_png)
     rois_png = out / "rois.png"
     plotting.plot_rois(sub, out=rois_png)
     trial_png = out / "trial_0.png"

@@ -137,8 +137,7 @@ class MissingDependencyError(LaionFMRIError, ImportError):
 
     def __init__(self, package: str, extra: str) -> None:
         super().__init__(
-            f"This feature needs `{package}`. Install it with "
-            f"`pip install 'laion-fmri[{extra}]'`."
+            f"This feature needs `{package}`. Install it with `pip install 'laion-fmri[{extra}]'`."
         )
         self.package = package
         self.extra = extra
@@ -146,37 +145,6 @@ class MissingDependencyError(LaionFMRIError, ImportError):
 
 class SplitError(LaionFMRIError, ValueError):
     """A split name, pool, variant or OOD-type selection is unknown or invalid."""
-
-
-__all__ = [
-    "AccessDeniedError",
-    "AccessNotFoundError",
-    "AccessRevokedError",
-    "AccessServiceError",
-    "ConfigError",
-    "CorruptFileError",
-    "DataDirNotSetError",
-    "DataNotDownloadedError",
-    "DataNotFoundError",
-    "DownloadError",
-    "IntegrityError",
-    "LaionFMRIError",
-    "LicenseNotAcceptedError",
-    "MissingDependencyError",
-    "NoMatchingDataError",
-    "RateLimitedError",
-    "RoiNotFoundError",
-    "SampleDirError",
-    "SessionNotFoundError",
-    "SourceUnavailableError",
-    "SplitError",
-    "StatsInputError",
-    "StimuliNotDownloadedError",
-    "StimulusNotFoundError",
-    "SubjectNotFoundError",
-    "TermsOutdatedError",
-    "UnsafeKeyError",
-]
 
 
 class StatsInputError(LaionFMRIError, ValueError):
@@ -193,3 +161,36 @@ class FilterError(LaionFMRIError, ValueError):
 
 class SampleDirError(LaionFMRIError, FileExistsError):
     """The sample-dataset target folder is not empty and holds no previous sample."""
+
+
+__all__ = [
+    "AccessDeniedError",
+    "AccessNotFoundError",
+    "AccessRevokedError",
+    "AccessServiceError",
+    "ConfigError",
+    "CorruptFileError",
+    "DataDirNotSetError",
+    "DataNotDownloadedError",
+    "DataNotFoundError",
+    "DownloadError",
+    "FilterError",
+    "IntegrityError",
+    "LaionFMRIError",
+    "LicenseNotAcceptedError",
+    "MissingDependencyError",
+    "NoMatchingDataError",
+    "ObjectChangedError",
+    "RateLimitedError",
+    "RoiNotFoundError",
+    "SampleDirError",
+    "SessionNotFoundError",
+    "SourceUnavailableError",
+    "SplitError",
+    "StatsInputError",
+    "StimuliNotDownloadedError",
+    "StimulusNotFoundError",
+    "SubjectNotFoundError",
+    "TermsOutdatedError",
+    "UnsafeKeyError",
+]

@@ -159,6 +159,7 @@ def plot_map(
     n_slices: int = DEFAULT_SLICES,
     vmin: float | None = None,
     vmax: float | None = None,
+    outline: str | Sequence[str] | None = None,
     out: str | os.PathLike[str] | None = None,
 ) -> Figure:
     """Axial slices of a per-voxel map (noise ceiling, R2, model scores) on the subject's grid.
@@ -180,6 +181,9 @@ def plot_map(
         Number of axial planes (evenly spaced over the planes with data).
     vmin, vmax : float, optional
         Colour limits (default: finite minimum and maximum of ``values``).
+    outline : str or list of str, optional
+        ROI query (name, category, ``"all"`` or a list) drawn as a white
+        contour over the map, e.g. ``outline="face"``.
     out : str or os.PathLike, optional
         Also save the figure as PNG here.
 
@@ -210,6 +214,11 @@ def plot_map(
     placed = ~np.isnan(vol)
     planes = pick_slices(placed.any(axis=(0, 1)), n_slices) or [sub.grid_shape[2] // 2]
     bg = _background(sub)
+    contour = None
+    if outline is not None:
+        contour = np.zeros(int(np.prod(sub.grid_shape)), dtype=bool)
+        contour[np.flatnonzero(sub.get_brain_mask())[sub.get_roi_mask(outline)]] = True
+        contour = contour.reshape(sub.grid_shape)
 
     ncols = min(len(planes), _MAX_COLS)
     nrows = int(np.ceil(len(planes) / ncols))
@@ -223,6 +232,9 @@ def plot_map(
         image = ax.imshow(
             layer, origin="lower", cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest"
         )
+        if contour is not None and contour[:, :, k].any():
+            ax.contour(contour[:, :, k].T.astype(float), levels=[0.5], colors=["white"],
+                       linewidths=1.0)
         ax.set_title(f"z = {k}", fontsize=8)
     if image is not None:
         cax = fig.add_axes((1 - 0.6 / width, 0.15, 0.15 / width, 0.65))

@@ -51,8 +51,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed:
+        text = " ".join(str(call.excinfo.value).split()) if call.excinfo else ""
+        # A failed byte/array comparison means wrong data reached disk or the caller.
+        lost = int(any(s in text for s in ("bytes differ", "Arrays are not equal", "differs from")))
         record("fault", item.nodeid, fault=item.name, failed=True, injected=0, bytes_verified=0,
-               files_lost=0, error=str(call.excinfo.value)[:300] if call.excinfo else "")
+               files_lost=lost, error=text[:300])
 
 
 @pytest.fixture

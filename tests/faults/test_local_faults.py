@@ -185,3 +185,26 @@ def test_cache_ignored_when_source_file_changes(cached, fault_log):  # type: ign
     np.testing.assert_array_equal(got, reference)
     assert entry.data.stat().st_mtime_ns != mtime_before  # rewritten for the new source
     fault_log("cache_source_changed", injected=1, bytes_verified=int(reference.nbytes))
+
+
+def test_corrupt_manifest_is_set_aside_and_files_rechecked(
+    proxy, data_dir, sample_root, snapshot, fault_log
+):  # type: ignore[no-untyped-def]
+    """A garbage manifest (not an SQLite file) costs a re-check, never a crash or a re-download."""
+    accept_license(data_dir)
+    first = download(subject=SUB, ses=SES, progress=False, data_dir=data_dir)
+    good = snapshot(data_dir)
+    manifest = layout.manifest_path(data_dir)
+    manifest.write_bytes(b"this is not an sqlite database " * 200)
+    for side in (manifest.with_name(manifest.name + "-wal"), manifest.with_name(manifest.name + "-shm")):
+        side.unlink(missing_ok=True)
+    proxy.reset_records()
+    with pytest.warns(UserWarning, match="manifest"):
+        second = download(subject=SUB, ses=SES, progress=False, data_dir=data_dir)
+    assert second.failed == {}
+    assert sorted(second.skipped) == sorted(first.downloaded)  # re-checked by hash, not fetched
+    assert [r for r in proxy.requests("GET") if r.key and "list-type" not in r.query] == []
+    after = snapshot(data_dir)
+    assert after == good
+    verified = assert_mirror(data_dir, sample_root, first.downloaded, good, after)
+    fault_log("manifest_corrupted", injected=1, bytes_verified=verified)

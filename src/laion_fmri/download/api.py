@@ -104,11 +104,16 @@ def build_plan(
     if plan.n_matched == 0:
         raise NoMatchingDataError(_no_match_message(subjects, filters, store))
     if include_stimuli:
-        public = set(layout.public_stimulus_keys())
-        for obj in store.list(layout.STIMULI_ROOT + "/"):
-            if obj.key in public:
+        wanted = _with_sidecars(layout.public_stimulus_keys())
+        for obj in store.list_files(layout.STIMULI_ROOT):
+            if obj.key in wanted:
                 plan.add(obj)
     return plan
+
+
+def _with_sidecars(keys: Iterable[str]) -> set[str]:
+    keys = set(keys)
+    return keys | {layout.sidecar_key(k) for k in keys}
 
 
 def download(
@@ -221,23 +226,47 @@ def fetch_public_keys(
 ) -> DownloadReport:
     """Fetch named public keys (CC0 stimulus derivatives) after the license check.
 
+    JSON sidecars of the keys come along when the source has them.
+
+    Parameters
+    ----------
+    keys : iterable of str
+        Keys under ``stimuli/``.
+    what : str
+        What the files are, for messages.
+    data_dir : str or Path, optional
+        Target directory.
+    n_jobs : int
+        Parallel transfers.
+    progress : bool
+        Show a progress display.
+
+    Returns
+    -------
+    DownloadReport
+
     Raises
     ------
     DataNotFoundError
         If a key is not in the source.
+
+    Examples
+    --------
+    >>> fetch_public_keys([layout.CAPTIONS_KEY], "Captions")  # doctest: +SKIP
     """
     root = _data_dir(data_dir)
     n_jobs = validate_n_jobs(n_jobs)
     ensure_dataset_license(root)
     store = open_store()
-    objects = []
+    keys = list(keys)
+    listed = {o.key: o for o in store.list_files(layout.STIMULI_ROOT)}
     for key in keys:
-        try:
-            objects.append(store.head(key))
-        except DataNotFoundError:
+        if key not in listed:
             raise DataNotFoundError(
                 f"{what} file {key!r} was not found in {store.url}. Has it been uploaded yet?"
-            ) from None
+            )
+    # JSON sidecars (provenance) come along when the source has them.
+    objects = [listed[k] for k in sorted(_with_sidecars(keys)) if k in listed]
     report = fetch_objects(objects, store, root, n_jobs=n_jobs, progress=progress)
     print(report)
     return report
