@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,7 +214,10 @@ def open_cached(
     }
     if any(meta.get(k) != v for k, v in expected.items()):
         return None
-    if entry.data.stat().st_size != meta.get("cache_size"):
+    st = entry.data.stat()
+    # Any write to the file after it was cached (an in-place edit between the
+    # fingerprint's sampled blocks included) moves its mtime.
+    if st.st_size != meta.get("cache_size") or st.st_mtime_ns != meta.get("cache_mtime_ns"):
         return None
     try:
         mm = np.load(entry.data, mmap_mode=mode)
@@ -278,6 +282,10 @@ def write_cache(
                 crc = zlib_ng.crc32(fh.read(header_size))
             crc = zlib_ng.crc32(memoryview(array).cast("B"), crc)
             os.replace(tmp, entry.data)
+            # Pin the mtime one second in the past: any later write moves it to
+            # "now", even on filesystems whose clock ticks coarsely.
+            pinned = time.time_ns() - 1_000_000_000
+            os.utime(entry.data, ns=(pinned, pinned))
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
@@ -290,6 +298,7 @@ def write_cache(
             "shape": list(array.shape),
             "dtype": "float32",
             "cache_size": entry.data.stat().st_size,
+            "cache_mtime_ns": entry.data.stat().st_mtime_ns,
             "fingerprint": _fingerprint(entry.data),
             "crc32": crc,
         }

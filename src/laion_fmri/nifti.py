@@ -27,6 +27,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,15 @@ from pathlib import Path
 import numpy as np
 
 from laion_fmri.errors import CorruptFileError
+
+try:
+    from zlib_ng.zlib_ng import error as _ZlibNgError
+except ImportError:  # pragma: no cover - zlib-ng is a dependency
+    _ZlibNgError = zlib.error
+
+# What a damaged gzip stream can raise while decoding (zlib-ng raises its own
+# ``zlib_ng.error`` for a corrupt deflate block, which is not an OSError).
+_DECODE_ERRORS = (EOFError, OSError, gzip.BadGzipFile, zlib.error, _ZlibNgError)
 
 HEADER_SIZE = 348
 # A NIfTI-1 volume larger than this (bytes) is not a plausible beta volume.
@@ -154,7 +164,7 @@ def _read_block(stream, nbytes: int, path: Path) -> bytes:  # type: ignore[no-un
             if not more:
                 raise _corrupt(path, f"the data ends early ({len(data)} of {nbytes} bytes of a block)")
             data += more
-    except (EOFError, OSError, gzip.BadGzipFile) as exc:
+    except _DECODE_ERRORS as exc:
         raise _corrupt(path, f"the compressed stream is damaged or truncated ({exc})") from exc
     return data
 
@@ -219,7 +229,7 @@ def read_header(path: str | os.PathLike[str], check_size: bool = True) -> NiftiH
     try:
         with _open_stream(path, compressed) as stream:
             raw = stream.read(HEADER_SIZE)
-    except (EOFError, OSError, gzip.BadGzipFile) as exc:
+    except _DECODE_ERRORS as exc:
         raise _corrupt(path, f"cannot decompress the header ({exc})") from exc
     if len(raw) < HEADER_SIZE:
         raise _corrupt(path, f"only {len(raw)} header bytes (need {HEADER_SIZE})")
@@ -405,7 +415,7 @@ def read_masked(
             try:
                 while stream.read(1 << 20):
                     pass
-            except (EOFError, OSError, gzip.BadGzipFile) as exc:
+            except _DECODE_ERRORS as exc:
                 raise _corrupt(path, f"the gzip checksum does not match ({exc})") from exc
     return out
 

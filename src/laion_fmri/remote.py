@@ -528,6 +528,10 @@ class S3Store:
         try:
             result = obstore.get(self._store, key, options=options or None)
         except Exception as exc:
+            if start > 0 and "non-partial response" in str(exc).lower():
+                # The server ignored Range and answered 200 with the whole
+                # object: fetch it from byte 0 (the caller sees status 200).
+                return self.open(key, 0, if_match, chunk_size)
             raise _map_error(exc, key, self.url) from exc
         return _S3Download(result, key, start, chunk_size, self.url)
 

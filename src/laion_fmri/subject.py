@@ -520,6 +520,16 @@ class Subject:
                 f"{', '.join(map(str, df.columns))}); expected {', '.join(layout.TRIAL_COLUMNS)}. "
                 "Delete it and download it again."
             )
+        for column in ("run", "beta_index"):
+            values = pd.to_numeric(df[column], errors="coerce")
+            bad = values.isna() | (values != values.round())
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise CorruptFileError(
+                    f"{path}: column {column!r} must hold integers, found {df[column].iloc[row]!r} "
+                    f"in data row {row + 1}. Delete it and download it again."
+                )
+            df[column] = values.astype(np.int64)
         return df
 
     def get_trial_info(self, session: object) -> pd.DataFrame | dict[str, pd.DataFrame]:
@@ -569,6 +579,15 @@ class Subject:
         frames = []
         for session in self.get_sessions():
             df = self._read_trials(session).copy()
+            betas = self._path(layout.betas_key(self._subject, session))
+            if betas.is_file():
+                # Rows must line up with get_betas: one per beta volume.
+                n_volumes = nifti.read_header(betas, check_size=False).n_volumes
+                if n_volumes != len(df):
+                    raise CorruptFileError(
+                        f"{self._trials_path(session)} has {len(df)} rows but {betas.name} has "
+                        f"{n_volumes} volumes; re-download {session}."
+                    )
             df["session_trial"] = np.arange(len(df), dtype=np.int64)
             frames.append(df)
         if not frames:
@@ -955,6 +974,10 @@ class Subject:
         data = vol.reshape((rows.shape[0], *brain.grid_shape))
         data = data[0] if arr.ndim == 1 else np.moveaxis(data, 0, -1)
         out = Path(path)
+        if not out.name.endswith((".nii", ".nii.gz")):
+            raise ValueError(f"to_nifti writes a .nii or .nii.gz file, not {out.name!r}.")
+        if not out.parent.is_dir():
+            raise FileNotFoundError(f"The folder {out.parent} does not exist; create it first.")
         img = nib.Nifti1Image(data, brain.affine)
         img.header.set_xyzt_units("mm")
         nib.save(img, str(out))

@@ -10,14 +10,18 @@ altered bytes even for sources without checksums.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from laion_fmri import layout
+from laion_fmri.errors import DownloadError
 
 _COLUMNS = ("key", "path", "size", "etag", "md5", "sha256", "mtime_ns", "verified_at")
 _SCHEMA = """
@@ -32,6 +36,18 @@ CREATE TABLE IF NOT EXISTS files (
     verified_at REAL NOT NULL
 )
 """
+
+
+@contextlib.contextmanager
+def _db_errors(path: Path, what: str) -> Iterator[None]:
+    """Turn SQLite failures (disk full, I/O error, locked) into a one-line DownloadError."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise DownloadError(
+            f"Cannot {what} in the download manifest {path}: {exc}. Check free space and "
+            "permissions of the data directory, then run the download again."
+        ) from exc
 
 
 class Manifest:
@@ -52,11 +68,39 @@ class Manifest:
         self.path = layout.manifest_path(data_dir)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
-        self._db.commit()
+        try:
+            self._db = self._connect()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):  # disk full, locked, unwritable
+                raise DownloadError(
+                    f"Cannot open the download manifest {self.path}: {exc}. Check free space "
+                    "and permissions of the data directory, then run the download again."
+                ) from exc
+            # Not a database (damaged): the manifest only caches verification, so
+            # set it aside and start afresh; files on disk get re-checked by hash.
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{time.time_ns()}")
+            os.replace(self.path, aside)
+            for suffix in ("-wal", "-shm"):
+                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+            warnings.warn(
+                f"The download manifest {self.path} was damaged ({exc}); moved it to {aside.name} "
+                "and started a new one. Present files are re-verified by checksum.",
+                UserWarning, stacklevel=2,
+            )
+            with _db_errors(self.path, "open the manifest"):
+                self._db = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(_SCHEMA)
+            db.commit()
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
         """Close the database."""
@@ -151,7 +195,7 @@ class Manifest:
         mtime_ns : int
             ``st_mtime_ns`` of the file after the rename.
         """
-        with self._lock:
+        with self._lock, _db_errors(self.path, f"record {key!r}"):
             self._db.execute(
                 f"INSERT OR REPLACE INTO files ({','.join(_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?)",
                 (key, str(path), size, etag, md5, sha256, mtime_ns, time.time()),
@@ -166,7 +210,7 @@ class Manifest:
         key : str
             Object key.
         """
-        with self._lock:
+        with self._lock, _db_errors(self.path, f"forget {key!r}"):
             self._db.execute("DELETE FROM files WHERE key = ?", (key,))
             self._db.commit()
 

@@ -285,6 +285,11 @@ class _Progress:
             self._bar.stop()
 
 
+def _open_nofollow(path: str, flags: int) -> int:
+    """``open`` opener that refuses to follow a symlink at ``path``."""
+    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o666)
+
+
 # --------------------------------------------------------------------------- one object
 class _Transfer:
     """Shared state of one :func:`fetch_objects` call."""
@@ -301,6 +306,8 @@ class _Transfer:
         self.retries = retries
         self.on_chunk = on_chunk
         self.checksum = checksum
+        # Set when the run is interrupted (Ctrl-C): workers stop at the next chunk.
+        self.cancelled = threading.Event()
 
     def _record(self, obj: ObjectInfo, target: Path, digests: dict[str, str]) -> None:
         st = target.stat()
@@ -326,11 +333,16 @@ class _Transfer:
             try:
                 return self._fetch_once(obj, target)
             except ObjectChangedError:
-                # The object changed under a resumed transfer: start it over.
+                # The object changed under a resumed transfer: start it over
+                # against its current version (fresh size and ETag, so the new
+                # bytes are still checked against an MD5 where there is one).
                 self._discard(target)
-                obj = ObjectInfo(obj.key, obj.size, None, obj.last_modified, obj.sha256)
                 if attempt > self.retries:
                     raise
+                try:
+                    obj = self.store.head(obj.key)
+                except SourceUnavailableError:
+                    obj = ObjectInfo(obj.key, obj.size, None, obj.last_modified)
             except (SourceUnavailableError, IntegrityError) as exc:
                 if attempt > self.retries:
                     raise DownloadError(
@@ -340,6 +352,10 @@ class _Transfer:
             except OSError as exc:
                 if isinstance(exc, LaionFMRIError):
                     raise
+                if not layout.partial_state_path(target).exists():
+                    # Not resumable (no resume record): free the space it holds,
+                    # which matters most when the disk is full.
+                    self._discard(target)
                 raise DownloadError(f"Writing {obj.key!r} to {target} failed: {exc}") from exc
 
     def _discard(self, target: Path) -> None:
@@ -362,6 +378,8 @@ class _Transfer:
     def _fetch_once(self, obj: ObjectInfo, target: Path) -> int:
         part = layout.partial_path(target)
         state = layout.partial_state_path(target)
+        if part.is_symlink():  # a planted link: never write (or resume) through it
+            part.unlink()
         target.parent.mkdir(parents=True, exist_ok=True)
         start = self._resume_offset(obj, part, state)
         algos = (["md5"] + (["sha256"] if obj.sha256 else [])) if self.checksum else []
@@ -381,11 +399,14 @@ class _Transfer:
             obj.key, start=start, if_match=obj.etag if start else None,
             chunk_size=self.chunk_size,
         ) as dl:
-            if not start and (
-                dl.info.size != obj.size or (dl.info.etag and dl.info.etag != obj.etag)
-            ):
-                # Changed since it was listed (or listed without an ETag): the fresh
-                # answer is the truth; a published SHA-256 still has to match.
+            # Changed since it was listed (new ETag; or, without ETags, a new
+            # size): the fresh answer is the truth. A different size under the
+            # same ETag is a short/long response, not a new object: keep the
+            # listed size so the size check below rejects it.
+            changed = (dl.info.etag != obj.etag) if (dl.info.etag and obj.etag) else (
+                dl.info.size != obj.size
+            )
+            if not start and changed:
                 obj = ObjectInfo(obj.key, dl.info.size, dl.info.etag, dl.info.last_modified,
                                  obj.sha256)
             if start and (dl.status != 206 or dl.start != start):
@@ -400,8 +421,12 @@ class _Transfer:
                                              "size": obj.size}), encoding="utf-8")
             elif state.exists():
                 state.unlink()
-            with open(part, "ab" if start else "wb") as fh:
+            with open(part, "ab" if start else "wb", opener=_open_nofollow) as fh:
                 for chunk in dl:
+                    if self.cancelled.is_set():
+                        raise DownloadError(
+                            f"{obj.key!r}: interrupted; the partial file is kept for resuming."
+                        )
                     fh.write(chunk)
                     hasher.update(chunk)
                     n = len(chunk)
@@ -579,20 +604,23 @@ def _run(
         for obj, target, action in work:
             settle(obj, lambda o=obj, t=target, a=action: _one(job, o, t, a))
         return
-    with ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="laion-fmri-dl") as pool:
-        futures: dict[Future[tuple[str, int]], ObjectInfo] = {
-            pool.submit(_one, job, obj, target, action): obj for obj, target, action in work
-        }
-        pending = set(futures)
-        try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                for fut in done:
-                    settle(futures[fut], fut.result)
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
+    pool = ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="laion-fmri-dl")
+    futures: dict[Future[tuple[str, int]], ObjectInfo] = {
+        pool.submit(_one, job, obj, target, action): obj for obj, target, action in work
+    }
+    pending = set(futures)
+    try:
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for fut in done:
+                settle(futures[fut], fut.result)
+    except BaseException:
+        # Ctrl-C: do not wait for whole transfers; running ones stop at their
+        # next chunk (keeping resumable .part files), queued ones never start.
+        job.cancelled.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 __all__ = ["DownloadReport", "backoff_delay", "data_dir_lock", "fetch_objects", "file_digests"]
