@@ -125,3 +125,19 @@ def test_s3_listing_paginates(s3_server) -> None:
 def test_object_info_md5() -> None:
     info = ObjectInfo("k", 0, "D41D8CD98F00B204E9800998ECF8427E", None)
     assert info.md5 == "d41d8cd98f00b204e9800998ecf8427e"
+
+
+def test_timeout_env_knobs_are_validated(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from laion_fmri.errors import ConfigError
+    from laion_fmri.remote import S3Store, open_store
+
+    monkeypatch.setenv("LAION_FMRI_READ_TIMEOUT", "soon")
+    with pytest.raises(ConfigError, match="LAION_FMRI_READ_TIMEOUT"):
+        open_store("s3://timeout-check")
+    monkeypatch.setenv("LAION_FMRI_READ_TIMEOUT", "2.5")
+    monkeypatch.setenv("LAION_FMRI_CONNECT_TIMEOUT", "1")
+    store = open_store("s3://timeout-check")
+    assert isinstance(store, S3Store)
+    # A changed knob gives a new client instead of the cached one.
+    monkeypatch.setenv("LAION_FMRI_READ_TIMEOUT", "3")
+    assert open_store("s3://timeout-check") is not store

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from laion_fmri.config import Source, get_source, parse_source
 from laion_fmri.errors import (
     AccessDeniedError,
+    ConfigError,
     DataNotFoundError,
     DownloadError,
     ObjectChangedError,
@@ -46,6 +47,9 @@ from laion_fmri.layout import STATE_DIRNAME, check_key
 DEFAULT_CHUNK_SIZE = 1024 * 1024
 CONNECT_TIMEOUT = timedelta(seconds=10)
 READ_TIMEOUT = timedelta(seconds=60)
+#: Environment overrides (seconds) for slow links or tests.
+ENV_CONNECT_TIMEOUT = "LAION_FMRI_CONNECT_TIMEOUT"
+ENV_READ_TIMEOUT = "LAION_FMRI_READ_TIMEOUT"
 #: obstore retries a little on its own; the transfer engine retries more with
 #: resume, so this stays small (a listing retried here cannot hang for long).
 OBSTORE_MAX_RETRIES = 2
@@ -356,8 +360,8 @@ class S3Store:
             self.url += f" at {endpoint_url}"
         kwargs: dict[str, Any] = {"region": region, "skip_signature": True}
         client: dict[str, Any] = {
-            "connect_timeout": CONNECT_TIMEOUT,
-            "read_timeout": READ_TIMEOUT,
+            "connect_timeout": _timeout_from_env(ENV_CONNECT_TIMEOUT, CONNECT_TIMEOUT),
+            "read_timeout": _timeout_from_env(ENV_READ_TIMEOUT, READ_TIMEOUT),
             # The whole-request timeout would cut long transfers; stalls are
             # caught by the read timeout instead.
             "timeout": timedelta(days=1),
@@ -759,8 +763,25 @@ class LocalStore:
 _LOCK = threading.Lock()
 
 
+def _timeout_from_env(name: str, default: timedelta) -> timedelta:
+    """A timeout from env ``name`` (seconds, > 0), else ``default``."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds > 86_400:
+        raise ConfigError(f"{name}={raw!r} must be a number of seconds between 0 and 86400.")
+    return timedelta(seconds=seconds)
+
+
 @functools.lru_cache(maxsize=8)
-def _s3_store(bucket: str, prefix: str, endpoint_url: str | None, region: str) -> S3Store:
+def _s3_store(
+    bucket: str, prefix: str, endpoint_url: str | None, region: str, timeouts: tuple[str, str]
+) -> S3Store:
+    # ``timeouts`` is part of the cache key so a changed env gives a new client.
     return S3Store(bucket, prefix=prefix, endpoint_url=endpoint_url, region=region)
 
 
@@ -800,7 +821,8 @@ def open_store(source: Source | str | None = None) -> S3Store | LocalStore:
         return LocalStore(source.path)
     assert source.bucket is not None
     with _LOCK:
-        return _s3_store(source.bucket, source.prefix, source.endpoint_url, source.region)
+        timeouts = (os.environ.get(ENV_CONNECT_TIMEOUT, ""), os.environ.get(ENV_READ_TIMEOUT, ""))
+        return _s3_store(source.bucket, source.prefix, source.endpoint_url, source.region, timeouts)
 
 
 __all__ = [

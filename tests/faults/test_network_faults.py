@@ -9,7 +9,6 @@ nothing else in the data directory changed.
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -106,17 +105,12 @@ def test_short_response_with_multipart_etag_is_rejected(
 def test_stalled_server_times_out_and_resumes(
     proxy, data_dir, sample_root, snapshot, fault_log, monkeypatch
 ):  # type: ignore[no-untyped-def]
-    # The read timeout is a module constant of laion_fmri.remote (no env knob):
-    # shorten it before the store for this proxy's endpoint is created.
-    import laion_fmri.remote as remote
-
-    monkeypatch.setattr(remote, "READ_TIMEOUT", timedelta(seconds=1))
-    remote._s3_store.cache_clear()
+    # A short read timeout through the documented env knob.
+    monkeypatch.setenv("LAION_FMRI_READ_TIMEOUT", "1")
     _prepare(data_dir)
     before = snapshot(data_dir)
     proxy.add(Rule("stall", match=BETAS_KEY, times=2, delay=30.0))
     report = _download(data_dir)
-    remote._s3_store.cache_clear()
     verified = _check(report, data_dir, sample_root, before, snapshot(data_dir))
     stalls = [r for r in proxy.requests("GET", BETAS_KEY) if r.fault == "stall"]
     assert len(stalls) == 2
