@@ -17,7 +17,9 @@ def test_demo_runs_end_to_end(tmp_path: Path, sample_root: Path, monkeypatch, ca
     out = capsys.readouterr().out
     for expected in ("get_subjects() -> ['sub-01', 'sub-03']", ">>> download(subject='sub-03', n_jobs=4)",
                      "re-run fetched 0 file(s)", "Downloaded",
-                     "roi='FFA1'", "to_nifti round trip", "tau split", "aligned", "wrote"):
+                     "roi='FFA1'", "to_nifti round trip", "tau split", "aligned", "wrote",
+                     "shared images between train and test: 0", "group.get_shared_betas",
+                     "0 missing, 0 truncated, 0 altered"):
         assert expected in out, expected
     assert "equal=True" in out
     for name in ("noise_ceiling.png", "rois.png", "trial_0.png"):

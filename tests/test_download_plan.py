@@ -60,6 +60,15 @@ def test_held_out_is_dropped_even_when_asked_for() -> None:
     assert held == _session_keys("ses-31")
 
 
+def test_held_out_is_only_mentioned_when_the_filters_select_it() -> None:
+    _, held = _select(ses="ses-01")
+    assert held == []
+    _, held = _select(ses=["01", "31"], suffix="trials")
+    # The trial table and (suffix filters keep sidecars) its JSON sidecar.
+    trials = layout.trials_key(SUB, "ses-31")
+    assert held == [trials, layout.sidecar_key(trials)]
+
+
 @pytest.mark.parametrize("value", ["01", "ses-01", "1", 1, ["ses-01"]])
 def test_ses_bare_prefixed_or_int_are_equivalent(value: object) -> None:
     keys, _ = _select(ses=value)

@@ -250,6 +250,26 @@ def test_trial_info_corrupt(downloaded: Path) -> None:
         load_subject(SUB).get_trial_info("ses-01")
 
 
+def test_small_files_are_reused_until_they_change(downloaded: Path) -> None:
+    sub = load_subject(SUB)
+    trials = sub.get_trial_info("ses-01")
+    nc = sub.get_noise_ceiling(session="ses-01")
+    # Callers get their own copies: changing them leaves the next answer intact.
+    trials.loc[0, "label"] = "changed"
+    nc[:] = -1.0
+    assert sub.get_trial_info("ses-01")["label"].iloc[0] == _trials(downloaded, "ses-01")["label"].iloc[0]
+    assert (sub.get_noise_ceiling(session="ses-01") != -1.0).any()
+    # A rewritten file is read again (a new inode, size and mtime).
+    path = downloaded / layout.trials_key(SUB, "ses-01")
+    df = _trials(downloaded, "ses-01")
+    df.loc[0, "label"] = df["label"].iloc[1]
+    tmp = path.with_name(path.name + ".new")
+    df.to_csv(tmp, sep="\t", index=False)
+    tmp.replace(path)
+    assert sub.get_trial_info("ses-01")["label"].iloc[0] == df["label"].iloc[1]
+    assert sub.metadata["image_name"].iloc[0] == df["label"].iloc[1]
+
+
 def test_metadata_lines_up_with_betas(sub: Subject, shared_downloaded: Path) -> None:
     meta = sub.metadata
     sessions = sub.get_sessions()

@@ -40,6 +40,53 @@ def _ridge_score(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
     return float(np.nanmean(r))
 
 
+def _analysis(sub, sessions: list[str], echo: Callable[[str], None],
+              results: dict[str, object]) -> None:
+    """Splits in one call, z-scoring, repeat averaging, own noise ceiling, groups, extras."""
+    import importlib.util
+
+    from laion_fmri import stats
+    from laion_fmri.group import load_subjects
+
+    x_train, x_test, t_train, t_test = sub.get_split("tau", roi="FFA1")
+    echo(f"sub.get_split('tau', roi='FFA1') -> X_train {x_train.shape}, X_test {x_test.shape}; "
+         f"shared images between train and test: "
+         f"{len(set(t_train['label']) & set(t_test['label']))}")
+    per_session = sub.get_betas(session="all", roi="face")
+    betas = np.concatenate([per_session[s] for s in sessions], axis=0)
+    meta = sub.metadata
+    z = stats.zscore_by_session(betas, meta["session"].to_numpy())
+    means, _labels, counts = stats.average_repeats(z, meta["label"].to_numpy())
+    echo(f"z-scored within session, then averaged repeats: {means.shape[0]} images "
+         f"(repeats per image {counts.min()}-{counts.max()})")
+    own_nc = stats.noise_ceiling(betas, meta["label"].to_numpy())
+    echo(f"noise ceiling of face voxels from your own subset: median {np.nanmedian(own_nc):.1f} %")
+    group = load_subjects("all")
+    shared = group.get_shared_betas(session="ses-01", roi="face")
+    echo("group.get_shared_betas('ses-01', roi='face') -> "
+         + ", ".join(f"{k}: {v.shape}" for k, v in shared.items()))
+    for extra, what in (("torch", "to_torch_dataset"), ("dask", "get_betas(lazy=True)"),
+                        ("xarray", "to_xarray")):
+        if importlib.util.find_spec(extra) is None:
+            echo(f"{what}: skipped (pip install 'laion-fmri[{extra}]')")
+            continue
+        if extra == "torch":
+            ds = sub.to_torch_dataset(roi="face", features=("image", "CLIP"), image_size=32)
+            item = ds[0]
+            echo(f"to_torch_dataset: {len(ds)} items; item 0: betas {tuple(item['betas'].shape)}, "
+                 f"image {tuple(item['image'].shape)}, CLIP {tuple(item['CLIP'].shape)}")
+        elif extra == "dask":
+            lazy = sub.get_betas(session=sessions, roi="face", lazy=True)
+            echo(f"get_betas(lazy=True) -> dask {lazy.shape}, {lazy.numblocks[0]} chunks; "
+                 f"equal to eager: {np.allclose(lazy.compute(), betas, equal_nan=True)}")
+        else:
+            da = sub.to_xarray(session="all", roi="FFA1")
+            first = da.isel(trial=(da.session == "ses-01").values)
+            echo(f"to_xarray -> dims {da.dims}, trials of ses-01: {first.sizes['trial']}, "
+                 f"voxel coords {sorted(c for c in da.coords if da[c].dims == ('voxel',))}")
+    results["n_images_averaged"] = int(means.shape[0])
+
+
 def run_demo(out: str | os.PathLike[str] = "demo-output", scale: str = "tiny",
              echo: Callable[[str], None] = print) -> dict[str, object]:
     """Run the walk-through and return the key results (for tests).
@@ -98,13 +145,15 @@ def run_demo(out: str | os.PathLike[str] = "demo-output", scale: str = "tiny",
     download(subject="sub-03", ses="ses-01", dry_run=True)
     echo(">>> download(subject='sub-03', n_jobs=4)")
     report = download(subject="sub-03", n_jobs=4)
+    echo(">>> download(subject='sub-01', ses='ses-01', n_jobs=4)   # one session of another")
+    download(subject="sub-01", ses="ses-01", n_jobs=4)
     echo(">>> download(subject='sub-03', n_jobs=4)   # re-run: nothing to fetch")
     again = download(subject="sub-03", n_jobs=4)
     echo(f"re-run fetched {len(again.downloaded)} file(s)")
     from laion_fmri.download import verify
 
     echo(">>> verify(subject='sub-03')")
-    verify(subject="sub-03")
+    echo(str(verify(subject="sub-03")))
     results["downloaded"] = report
 
     _section("4. Load betas")
@@ -179,7 +228,10 @@ def run_demo(out: str | os.PathLike[str] = "demo-output", scale: str = "tiny",
     echo(f"mean test r over face voxels: aligned {score:.3f} vs shuffled {shuffled:.3f}")
     results.update(score=score, shuffled=shuffled)
 
-    _section("7. Figures")
+    _section("7. Analysis helpers")
+    _analysis(sub, sessions, echo, results)
+
+    _section("8. Figures")
     from laion_fmri import plotting
 
     nc_png = out / "noise_ceiling.png"

@@ -202,10 +202,15 @@ def get_rois(subject: object | None = None, category: str | None = None) -> list
     return sorted({label for _, label in entries})
 
 
+def _local_store(data_dir: str | None) -> LocalStore | None:
+    """The data directory as a store, or ``None`` when it is not configured or absent."""
+    return LocalStore(data_dir) if data_dir and os.path.isdir(data_dir) else None
+
+
 def _local_counts(data_dir: str | None, prefixes: list[str]) -> tuple[int, int]:
-    if data_dir is None or not os.path.isdir(data_dir):
+    local = _local_store(data_dir)
+    if local is None:
         return 0, 0
-    local = LocalStore(data_dir)
     n = size = 0
     for prefix in prefixes:
         for obj in local.list(prefix):
@@ -248,8 +253,8 @@ def _summary_lines(store: Store, data_dir: str | None) -> list[str]:
     stimuli = list(store.list(layout.STIMULI_ROOT + "/"))
     total_n += len(stimuli)
     total_size += sum(o.size for o in stimuli)
-    local_stim = {o.key for o in LocalStore(data_dir).list(layout.STIMULI_ROOT + "/")} if (
-        data_dir and os.path.isdir(data_dir)) else set()
+    local = _local_store(data_dir)
+    local_stim = {o.key for o in local.list(layout.STIMULI_ROOT + "/")} if local is not None else set()
     lines.append(f"Stimulus files ({len(stimuli)}):")
     for obj in stimuli:
         gated = " (data-use agreement)" if obj.key in layout.GATED_STIMULUS_KEYS else ""

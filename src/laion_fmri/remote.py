@@ -433,13 +433,7 @@ class S3Store:
         SourceUnavailableError
             When the source cannot be listed.
         """
-        import obstore
-
-        folder = _folder_prefix(prefix)
-        try:
-            result = obstore.list_with_delimiter(self._store, folder or None)
-        except Exception as exc:
-            raise _map_error(exc, folder or "/", self.url) from exc
+        result = self._list_level(prefix)
         return sorted({p.rstrip("/") + "/" for p in result["common_prefixes"]})
 
     def list_files(self, prefix: str = "") -> list[ObjectInfo]:
@@ -460,6 +454,11 @@ class S3Store:
         SourceUnavailableError
             When the source cannot be listed.
         """
+        result = self._list_level(prefix)
+        return sorted((_info_from_meta(m) for m in result["objects"]), key=lambda o: o.key)
+
+    def _list_level(self, prefix: str) -> Any:
+        """One delimited (non-recursive) listing of the folder ``prefix``."""
         import obstore
 
         folder = _folder_prefix(prefix)
@@ -467,7 +466,7 @@ class S3Store:
             result = obstore.list_with_delimiter(self._store, folder or None)
         except Exception as exc:
             raise _map_error(exc, folder or "/", self.url) from exc
-        return sorted((_info_from_meta(m) for m in result["objects"]), key=lambda o: o.key)
+        return result
 
     def head(self, key: str) -> ObjectInfo:
         """Metadata of one object.
@@ -563,6 +562,11 @@ class _LocalDownload:
         return None
 
 
+def _stat_info(key: str, st: os.stat_result) -> ObjectInfo:
+    """``ObjectInfo`` of a local file (no ETag: local sources have none)."""
+    return ObjectInfo(key, st.st_size, None, datetime.fromtimestamp(st.st_mtime, UTC))
+
+
 class LocalStore:
     """A local folder holding the bucket's key layout (mirror, sample dataset).
 
@@ -596,8 +600,13 @@ class LocalStore:
         return path
 
     def _info(self, key: str, path: Path) -> ObjectInfo:
-        st = path.stat()
-        return ObjectInfo(key, st.st_size, None, datetime.fromtimestamp(st.st_mtime, UTC))
+        return _stat_info(key, path.stat())
+
+    def _level(self, prefix: str) -> tuple[str, Path]:
+        """The folder key of ``prefix`` and its directory (for one-level listings)."""
+        self._require_root()
+        folder = _folder_prefix(prefix)
+        return folder, self._path(folder.rstrip("/")) if folder else self.root
 
     def _require_root(self) -> None:
         if not self.root.is_dir():
@@ -642,9 +651,7 @@ class LocalStore:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append((Path(entry.path), f"{rel}{entry.name}/"))
                 elif entry.is_file(follow_symlinks=False) and not entry.name.endswith(".part"):
-                    st = entry.stat(follow_symlinks=False)
-                    yield ObjectInfo(f"{rel}{entry.name}", st.st_size, None,
-                                     datetime.fromtimestamp(st.st_mtime, UTC))
+                    yield _stat_info(f"{rel}{entry.name}", entry.stat(follow_symlinks=False))
 
     def list_dirs(self, prefix: str = "") -> list[str]:
         """Sub-folders of the folder ``prefix``.
@@ -664,9 +671,7 @@ class LocalStore:
         SourceUnavailableError
             When the source cannot be listed.
         """
-        self._require_root()
-        folder = _folder_prefix(prefix)
-        base = self._path(folder.rstrip("/")) if folder else self.root
+        folder, base = self._level(prefix)
         if not base.is_dir():
             return []
         return sorted(
@@ -692,17 +697,13 @@ class LocalStore:
         SourceUnavailableError
             When the source cannot be listed.
         """
-        self._require_root()
-        folder = _folder_prefix(prefix)
-        base = self._path(folder.rstrip("/")) if folder else self.root
+        folder, base = self._level(prefix)
         if not base.is_dir():
             return []
         out = []
         for e in os.scandir(base):
             if e.is_file(follow_symlinks=False) and not e.name.endswith(".part"):
-                st = e.stat(follow_symlinks=False)
-                out.append(ObjectInfo(f"{folder}{e.name}", st.st_size, None,
-                                      datetime.fromtimestamp(st.st_mtime, UTC)))
+                out.append(_stat_info(f"{folder}{e.name}", e.stat(follow_symlinks=False)))
         return sorted(out, key=lambda o: o.key)
 
     def head(self, key: str) -> ObjectInfo:

@@ -301,6 +301,55 @@ class _Namespace:
         self._reset()
 
 
+class _GroupedTable(_Namespace):
+    """A namespace over one CSV table whose rows are grouped by ``image_name``."""
+
+    _key: str
+    _columns: tuple[str, ...]
+    _what: str
+
+    def _reset(self) -> None:
+        self._frame: pd.DataFrame | None = None
+        self._groups: dict[str, np.ndarray] | None = None
+
+    def _prepare(self, frame: pd.DataFrame) -> pd.DataFrame:  # pragma: no cover - overridden
+        return frame
+
+    @property
+    def metadata(self) -> pd.DataFrame:
+        """The whole table, read on first use."""
+        if self._frame is None:
+            frame = self._prepare(_read_csv(self._hub._path(self._key), self._columns, self._what))
+            self._groups = frame.groupby("image_name", sort=False).indices
+            self._frame = frame
+        return self._frame
+
+    def __len__(self) -> int:
+        return len(self.metadata)
+
+    def _name_groups(self) -> dict[str, np.ndarray]:
+        self.metadata  # noqa: B018 - loads the table and its groups
+        return self._groups  # type: ignore[return-value]
+
+    def images(self) -> list[str]:
+        """Names of the images that have at least one row.
+
+        Returns
+        -------
+        list of str
+        """
+        return list(self._name_groups())
+
+    def _rows(self, name: str) -> pd.DataFrame:
+        """Rows of one image (empty frame for a known image without rows)."""
+        frame = self.metadata
+        rows = self._groups.get(name)  # type: ignore[union-attr]
+        if rows is None:
+            self._hub._check_known(name)
+            return frame.iloc[0:0]
+        return frame.iloc[rows].reset_index(drop=True)
+
+
 # --------------------------------------------------------------------------- images
 class StimulusImages(_Namespace):
     """Raw stimulus images (JPEG bytes) by row index or image name.
@@ -724,7 +773,7 @@ class StimulusEmbeddings(_Namespace):
 
 
 # --------------------------------------------------------------------------- captions
-class StimulusCaptions(_Namespace):
+class StimulusCaptions(_GroupedTable):
     """Human and AI captions by image name (``caption_idx`` 0 = AI, 1.. = humans ranked).
 
     Parameters
@@ -738,40 +787,21 @@ class StimulusCaptions(_Namespace):
     ['A hand holding ...']
     """
 
-    def _reset(self) -> None:
-        self._frame: pd.DataFrame | None = None
-        self._groups: dict[str, np.ndarray] | None = None
+    _key = layout.CAPTIONS_KEY
+    _columns = layout.CAPTION_COLUMNS
+    _what = "captions"
+
+    def _prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
+        frame["caption"] = frame["caption"].fillna("").astype(str)
+        return frame.sort_values(["image_name", "caption_idx"], kind="stable").reset_index(drop=True)
 
     @property
     def metadata(self) -> pd.DataFrame:
         """The whole caption table (one row per caption)."""
-        if self._frame is None:
-            path = self._hub._path(layout.CAPTIONS_KEY)
-            frame = _read_csv(path, layout.CAPTION_COLUMNS, "captions")
-            frame["caption"] = frame["caption"].fillna("").astype(str)
-            frame = frame.sort_values(["image_name", "caption_idx"], kind="stable").reset_index(drop=True)
-            self._groups = frame.groupby("image_name", sort=False).indices
-            self._frame = frame
-        return self._frame
-
-    def __len__(self) -> int:
-        return len(self.metadata)
+        return super().metadata
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name in self._name_groups()
-
-    def _name_groups(self) -> dict[str, np.ndarray]:
-        self.metadata  # noqa: B018 - loads the table and its groups
-        return self._groups  # type: ignore[return-value]
-
-    def images(self) -> list[str]:
-        """Image names that have at least one caption.
-
-        Returns
-        -------
-        list of str
-        """
-        return list(self._name_groups())
 
     def get(self, name: str) -> pd.DataFrame:
         """All captions of one image, sorted by ``caption_idx`` (empty frame if none).
@@ -795,12 +825,7 @@ class StimulusCaptions(_Namespace):
         >>> load_stimuli().captions.get("unique_THINGS_zebra_p04.jpg").caption_idx.tolist()  # doctest: +SKIP
         [0, 1, 2, 3]
         """
-        frame = self.metadata
-        rows = self._groups.get(name)  # type: ignore[union-attr]
-        if rows is None:
-            self._hub._check_known(name)
-            return frame.iloc[0:0]
-        return frame.iloc[rows].reset_index(drop=True)
+        return self._rows(name)
 
     def human(self, name: str, limit: int | None = None) -> list[str]:
         """Human captions, best-ranked first.
@@ -839,7 +864,7 @@ class StimulusCaptions(_Namespace):
 
 
 # --------------------------------------------------------------------------- segmentations
-class StimulusSegmentations(_Namespace):
+class StimulusSegmentations(_GroupedTable):
     """Object masks of the shared images by image name and noun.
 
     Parameters
@@ -854,28 +879,22 @@ class StimulusSegmentations(_Namespace):
     dtype('bool')
     """
 
+    _key = layout.SEGMENTATIONS_METADATA_KEY
+    _columns = layout.SEGMENTATION_COLUMNS
+    _what = "segmentations"
+
     def _reset(self) -> None:
-        self._frame: pd.DataFrame | None = None
-        self._groups: dict[str, np.ndarray] | None = None
+        super()._reset()
         self._h5 = _LazyH5(self._hub._path(layout.SEGMENTATIONS_KEY), "segmentations", _check_masks_h5)
+
+    def _prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
+        frame["noun"] = frame["noun"].astype(str)
+        return frame
 
     @property
     def metadata(self) -> pd.DataFrame:
         """One row per mask (``mask_row`` indexes the ``masks`` dataset)."""
-        if self._frame is None:
-            path = self._hub._path(layout.SEGMENTATIONS_METADATA_KEY)
-            frame = _read_csv(path, layout.SEGMENTATION_COLUMNS, "segmentations")
-            frame["noun"] = frame["noun"].astype(str)
-            self._groups = frame.groupby("image_name", sort=False).indices
-            self._frame = frame
-        return self._frame
-
-    def __len__(self) -> int:
-        return len(self.metadata)
-
-    def _name_groups(self) -> dict[str, np.ndarray]:
-        self.metadata  # noqa: B018 - loads the table and its groups
-        return self._groups  # type: ignore[return-value]
+        return super().metadata
 
     def has_image(self, name: str) -> bool:
         """Whether the image has at least one mask.
@@ -891,15 +910,6 @@ class StimulusSegmentations(_Namespace):
         """
         return name in self._name_groups()
 
-    def images(self) -> list[str]:
-        """Names of the images that have masks.
-
-        Returns
-        -------
-        list of str
-        """
-        return list(self._name_groups())
-
     def for_image(self, name: str) -> pd.DataFrame:
         """Mask rows of one image.
 
@@ -913,12 +923,7 @@ class StimulusSegmentations(_Namespace):
         pandas.DataFrame
             Empty when the image has no masks (only shared images have masks).
         """
-        frame = self.metadata
-        rows = self._groups.get(name)  # type: ignore[union-attr]
-        if rows is None:
-            self._hub._check_known(name)
-            return frame.iloc[0:0]
-        return frame.iloc[rows].reset_index(drop=True)
+        return self._rows(name)
 
     def nouns(self, name: str, localized_only: bool = True) -> list[str]:
         """Nouns with a mask in the image, first-appearance order, no repeats.

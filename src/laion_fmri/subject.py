@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import difflib
 import os
+import threading
 import warnings
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -37,6 +39,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 STIMULI_FILTERS = ("shared", "unique")
 AVERAGE_MODES = ("label",)
+# Decoded small files (trial tables, ROI and noise-ceiling maps, headers) kept
+# per Subject; enough for every session and ROI of one subject.
+_FILE_CACHE_ENTRIES = 256
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,8 @@ class Subject:
         self._subject = subject_id
         self._root = Path(data_dir)
         self._brain: _Brain | None = None
-        self._roi_cache: dict[tuple[str, int], np.ndarray] = {}
+        self._files: OrderedDict[tuple[str, str], tuple[tuple[int, ...], Any]] = OrderedDict()
+        self._files_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Subject({self._subject!r}, data_dir={str(self._root)!r})"
@@ -97,6 +105,26 @@ class Subject:
     def _path(self, key: str) -> Path:
         # Our own keys are safe; not resolving keeps symlinked files usable.
         return self._root / layout.local_relpath(key)
+
+    def _cached(self, kind: str, path: Path, load: Callable[[Path], _T]) -> _T:
+        """``load(path)``, reused while the file is unchanged (inode, size, mtime, ctime).
+
+        The value is shared between calls: callers must not modify it.
+        """
+        st = path.stat()
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        key = (kind, str(path))
+        with self._files_lock:
+            hit = self._files.get(key)
+            if hit is not None and hit[0] == stamp:
+                self._files.move_to_end(key)
+                return hit[1]
+        value = load(path)
+        with self._files_lock:
+            self._files[key] = (stamp, value)
+            while len(self._files) > _FILE_CACHE_ENTRIES:
+                self._files.popitem(last=False)
+        return value
 
     # ------------------------------------------------------------------ sessions
     def get_sessions(self) -> list[str]:
@@ -328,11 +356,11 @@ class Subject:
 
     def _roi_voxels(self, name: str, index: rois.RoiIndex | None = None) -> np.ndarray:
         _, path = (index or self._rois()).volumes[name]
-        key = (str(path), path.stat().st_mtime_ns)
-        if key not in self._roi_cache:
-            values = self._read_grid_map(path).astype(np.float64)
-            self._roi_cache[key] = np.nan_to_num(values) != 0
-        return self._roi_cache[key].copy()
+
+        def load(p: Path) -> np.ndarray:
+            return np.nan_to_num(self._read_grid_map(p).astype(np.float64)) != 0
+
+        return self._cached("roi", path, load).copy()
 
     def get_roi_mask(self, query: str | Sequence[str]) -> np.ndarray:
         """Boolean mask over brain voxels of an ROI query (union).
@@ -499,38 +527,30 @@ class Subject:
         return self._path(layout.trials_key(self._subject, session))
 
     def _read_trials(self, session: str) -> pd.DataFrame:
-        import pandas as pd
+        return self._trials_table(session).copy()
 
+    def _trials_table(self, session: str) -> pd.DataFrame:
+        """The validated trial table of a session (shared: do not modify)."""
         path = self._trials_path(session)
         if not path.is_file():
             raise DataNotDownloadedError(
                 f"The trial table of {self._subject} {session} is not on disk ({path}). "
                 f"Download it with `{_download_hint(self._subject, session)}`."
             )
-        try:
-            df = pd.read_csv(
-                path, sep="\t", dtype={"label": str, "session": str}, keep_default_na=False
-            )
-        except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise CorruptFileError(f"{path} is not a readable TSV trial table ({exc}).") from exc
-        missing = [c for c in layout.TRIAL_COLUMNS if c not in df.columns]
-        if missing:
-            raise CorruptFileError(
-                f"{path} lacks the column(s) {', '.join(missing)} (found: "
-                f"{', '.join(map(str, df.columns))}); expected {', '.join(layout.TRIAL_COLUMNS)}. "
-                "Delete it and download it again."
-            )
-        for column in ("run", "beta_index"):
-            values = pd.to_numeric(df[column], errors="coerce")
-            bad = values.isna() | (values != values.round())
-            if bad.any():
-                row = int(np.flatnonzero(bad.to_numpy())[0])
-                raise CorruptFileError(
-                    f"{path}: column {column!r} must hold integers, found {df[column].iloc[row]!r} "
-                    f"in data row {row + 1}. Delete it and download it again."
-                )
-            df[column] = values.astype(np.int64)
-        return df
+        return self._cached("trials", path, _parse_trials)
+
+    def _trial_labels(self, session: str) -> np.ndarray:
+        """The ``label`` column of a session's trial table as a str array (shared)."""
+        table = self._trials_table(session)
+        return self._cached(
+            "labels", self._trials_path(session), lambda _: table["label"].astype(str).to_numpy()
+        )
+
+    def _n_volumes(self, path: Path) -> int:
+        """Beta volumes of a NIfTI file, from its header."""
+        return self._cached(
+            "n_volumes", path, lambda p: nifti.read_header(p, check_size=False).n_volumes
+        )
 
     def get_trial_info(self, session: object) -> pd.DataFrame | dict[str, pd.DataFrame]:
         """Trial table(s): columns ``session``, ``run``, ``beta_index``, ``label`` (+ any extra).
@@ -578,11 +598,11 @@ class Subject:
 
         frames = []
         for session in self.get_sessions():
-            df = self._read_trials(session).copy()
+            df = self._read_trials(session)
             betas = self._path(layout.betas_key(self._subject, session))
             if betas.is_file():
                 # Rows must line up with get_betas: one per beta volume.
-                n_volumes = nifti.read_header(betas, check_size=False).n_volumes
+                n_volumes = self._n_volumes(betas)
                 if n_volumes != len(df):
                     raise CorruptFileError(
                         f"{self._trials_path(session)} has {len(df)} rows but {betas.name} has "
@@ -596,15 +616,18 @@ class Subject:
         else:
             out = pd.concat(frames, ignore_index=True)
         out["image_name"] = out["label"].astype(str)
-        out["unique_or_shared"] = [_share_kind(x) for x in out["image_name"]]
-        out["dataset"] = [layout.dataset_of_label(x) for x in out["image_name"]]
+        # Classify each distinct image once, not once per trial.
+        codes, names = pd.factorize(out["image_name"])
+        for column, classify in (("unique_or_shared", _share_kind), ("dataset", layout.dataset_of_label)):
+            kinds = np.array([classify(x) for x in names] + [None], dtype=object)
+            out[column] = kinds[codes].tolist()
         out.index = pd.RangeIndex(len(out), name="trial")
         return out
 
     def _trial_rows(self, session: str, stimuli: str | None, n_trials: int) -> np.ndarray | None:
         if stimuli is None:
             return None
-        labels = self._read_trials(session)["label"].astype(str).to_numpy()
+        labels = self._trial_labels(session)
         if labels.size != n_trials:
             raise CorruptFileError(
                 f"{self._trials_path(session)} has {labels.size} rows but the betas of "
@@ -669,7 +692,7 @@ class Subject:
         if average is not None:
             from laion_fmri.stats import average_repeats
 
-            labels = self._read_trials(session)["label"].astype(str).to_numpy()
+            labels = self._trial_labels(session)
             if labels.size != data.shape[0]:
                 raise CorruptFileError(
                     f"{self._trials_path(session)} has {labels.size} rows but the betas have "
@@ -829,7 +852,7 @@ class Subject:
                 f"The noise ceiling of {self._subject} {session} is not on disk ({path}). "
                 f"Download it with `{_download_hint(self._subject, session)}`."
             )
-        return self._read_grid_map(path).astype(np.float32)
+        return self._nc_map(path)
 
     def _desc_nc(self, desc: str) -> np.ndarray:
         if not isinstance(desc, str) or not desc.isalnum():
@@ -847,7 +870,11 @@ class Subject:
                 f"{', '.join(found) or 'none'}; published: {', '.join(layout.SUBJECT_NC_DESCS)}. "
                 f"Download with `{_download_hint(self._subject)}`."
             )
-        return self._read_grid_map(path).astype(np.float32)
+        return self._nc_map(path)
+
+    def _nc_map(self, path: Path) -> np.ndarray:
+        """A noise-ceiling map over brain voxels, float32 (a fresh copy)."""
+        return self._cached("nc", path, lambda p: self._read_grid_map(p).astype(np.float32)).copy()
 
     def get_noise_ceiling(
         self,
@@ -1060,6 +1087,36 @@ class Subject:
         from laion_fmri.xr import to_xarray
 
         return to_xarray(self, **kwargs)
+
+
+def _parse_trials(path: Path) -> pd.DataFrame:
+    """Read and check one trial table (TSV)."""
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(
+            path, sep="\t", dtype={"label": str, "session": str}, keep_default_na=False
+        )
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise CorruptFileError(f"{path} is not a readable TSV trial table ({exc}).") from exc
+    missing = [c for c in layout.TRIAL_COLUMNS if c not in df.columns]
+    if missing:
+        raise CorruptFileError(
+            f"{path} lacks the column(s) {', '.join(missing)} (found: "
+            f"{', '.join(map(str, df.columns))}); expected {', '.join(layout.TRIAL_COLUMNS)}. "
+            "Delete it and download it again."
+        )
+    for column in ("run", "beta_index"):
+        values = pd.to_numeric(df[column], errors="coerce")
+        bad = values.isna() | (values != values.round())
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise CorruptFileError(
+                f"{path}: column {column!r} must hold integers, found {df[column].iloc[row]!r} "
+                f"in data row {row + 1}. Delete it and download it again."
+            )
+        df[column] = values.astype(np.int64)
+    return df
 
 
 def _share_kind(label: str) -> str | None:

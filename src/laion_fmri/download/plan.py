@@ -409,7 +409,9 @@ def select_subject(
     roi_prefixes = (layout.roi_prefix(subject), layout.snapshot_roi_prefix(subject))
     for obj in listing:
         if is_held_out_key(obj.key):
-            plan.held_out.append(obj)
+            # Only worth a mention when the filters would have selected it.
+            if key_matches(obj.key, filters):
+                plan.held_out.append(obj)
             continue
         if obj.key in pinned:
             plan.add(obj)
