@@ -79,3 +79,13 @@ def test_corrupt_config_file_raises(tmp_path: Path) -> None:
     path.write_text("[1, 2]")
     with pytest.raises(ConfigError, match="JSON object"):
         config.get_data_dir()
+
+
+def test_top_level_exports_resolve() -> None:
+    import laion_fmri
+
+    for name in laion_fmri.__all__:
+        assert getattr(laion_fmri, name) is not None, name
+    assert "load_subject" in dir(laion_fmri)
+    with pytest.raises(AttributeError):
+        laion_fmri.no_such_name  # noqa: B018

@@ -24,6 +24,7 @@ _LAZY = {
     "download_segmentations": ("laion_fmri.download", "download_segmentations"),
     "download_captions": ("laion_fmri.download", "download_captions"),
     "make_sample_dataset": ("laion_fmri.sample", "make_sample_dataset"),
+    "request_stimulus_access": ("laion_fmri.access", "request_stimulus_access"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover

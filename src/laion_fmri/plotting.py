@@ -222,9 +222,9 @@ def plot_map(
 
     ncols = min(len(planes), _MAX_COLS)
     nrows = int(np.ceil(len(planes) / ncols))
-    width = 2.4 * ncols + 0.9
+    width = 2.4 * ncols + 1.4
     fig = _figure(width, 2.4 * nrows + 0.5)
-    axes = _grid(fig, len(planes), right=1 - 0.9 / width)
+    axes = _grid(fig, len(planes), right=1 - 1.4 / width)
     image = None
     for ax, k in zip(axes, planes, strict=False):
         ax.imshow(bg[:, :, k].T, origin="lower", cmap="gray", interpolation="nearest")
@@ -237,7 +237,7 @@ def plot_map(
                        linewidths=1.0)
         ax.set_title(f"z = {k}", fontsize=8)
     if image is not None:
-        cax = fig.add_axes((1 - 0.6 / width, 0.15, 0.15 / width, 0.65))
+        cax = fig.add_axes((1 - 1.15 / width, 0.15, 0.15 / width, 0.65))
         fig.colorbar(image, cax=cax)
     if title:
         fig.suptitle(title)
