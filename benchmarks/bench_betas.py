@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default=os.environ.get("LAION_FMRI_BENCH_DIR",
                                                             "/tmp/laion_fmri_bench"))
     parser.add_argument("--n-trials", type=int, default=256)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "betas.json")
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--skip-nibabel", action="store_true")
     parser.add_argument("--repeats", type=int, default=3,
@@ -268,8 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         "targets_met": targets,
         "all_variants_agree": len(checks) == 1,
     }
-    out = HERE / "results" / "betas.json"
-    out.parent.mkdir(exist_ok=True)
+    out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({"ratios": ratios, "targets_met": targets,
                       "all_variants_agree": report["all_variants_agree"]}, indent=2))

@@ -233,6 +233,7 @@ def main() -> None:
     parser.add_argument("--install-awscli", action="store_true",
                         help="pip-install awscli into a throwaway venv when not found")
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "download.json")
     args = parser.parse_args()
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_download_"))
@@ -277,8 +278,8 @@ def main() -> None:
     ]
     for row in rows:
         print(f"{row[0]:13s} | {row[1]:32s} | {row[2]:16s} | {row[3]:22s} | {row[4]}")
-    out = HERE / "results" / "download.json"
-    out.parent.mkdir(exist_ok=True)
+    out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")
 

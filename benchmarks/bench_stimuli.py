@@ -33,6 +33,7 @@ from importlib import resources
 from pathlib import Path
 
 import h5py
+import nibabel as nib
 import numpy as np
 import pandas as pd
 from PIL import Image
@@ -151,8 +152,10 @@ def build_subject(root: Path, labels: list[str], rng: np.random.Generator, n_ses
         path = root / layout.trials_key(subject, session)
         path.parent.mkdir(parents=True, exist_ok=True)
         trials.to_csv(path, sep="\t", index=False)
-        # Only the trial tables are read; an empty file marks the session as present.
-        (root / layout.betas_key(subject, session)).touch()
+        # Only the trial tables are read; a one-voxel betas file with the right
+        # number of volumes marks the session as present.
+        nib.Nifti1Image(np.zeros((1, 1, 1, n_trials), np.float32), np.eye(4)).to_filename(
+            root / layout.betas_key(subject, session))
 
 
 def build_embeddings(root: Path, labels: list[str], rng: np.random.Generator, dim: int = 1024) -> None:
@@ -176,7 +179,7 @@ def bench_embeddings(root: Path, n_sessions: int, n_trials: int) -> dict:
     sub.embeddings.all("CLIP")
     warm = time.perf_counter() - t0
     t0 = time.perf_counter()
-    sub.embeddings.all("CLIP", session="ses-07")
+    sub.embeddings.all("CLIP", session=sub.get_sessions()[-1])
     one = time.perf_counter() - t0
     return {
         "n_sessions": n_sessions,
