@@ -34,9 +34,10 @@ lint: $(VENV)/.test
 bench: $(VENV)/.test
 	$(PY) benchmarks/run_all.py
 
+# The examples run first so the figures they make appear in the docs.
 docs: $(VENV)/.test
-	$(PIP) install -e ".[docs]"
-	$(VENV)/bin/sphinx-build -W -b html docs docs/_build/html
+	$(PY) scripts/run_examples.py examples-output
+	LAION_FMRI_EXAMPLES_OUT=$(CURDIR)/examples-output $(VENV)/bin/sphinx-build -W -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) demo-output docs/_build

@@ -180,3 +180,49 @@ def test_cli_info_and_clear(downloaded: Path, capsys: pytest.CaptureFixture[str]
     assert list(cache.list_entries(downloaded)) == []
     assert main(["cache", "info", "--subject", "sub-09"]) == 2
     assert "Unknown subject" in capsys.readouterr().err
+
+
+def test_unwritable_cache_falls_back_to_filtered_decoding(downloaded, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A cache that cannot be written warns once, then ROI loads gather only their voxels."""
+    import warnings
+
+    from laion_fmri import cache as cache_mod
+    from laion_fmri import nifti
+    from laion_fmri.subject import load_subject
+
+    sub = load_subject("sub-03")
+    ses = sub.get_sessions()[0]
+    truth = sub.get_betas(ses, roi="FFA1", cache=False)
+
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(cache_mod, "write_cache", refuse)
+    gathered: list[int] = []
+    real = nifti.read_masked
+
+    def spy(path, offsets=None, **kwargs):  # type: ignore[no-untyped-def]
+        gathered.append(len(offsets))
+        return real(path, offsets, **kwargs)
+
+    monkeypatch.setattr(nifti, "read_masked", spy)
+    with pytest.warns(UserWarning, match="LAION_FMRI_CACHE_DIR"):
+        first = sub.get_betas(ses, roi="FFA1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        second = sub.get_betas(ses, roi="FFA1")
+    np.testing.assert_array_equal(first, truth)
+    np.testing.assert_array_equal(second, truth)
+    # First call decoded the whole brain (to fill the cache); the second only the ROI.
+    assert gathered == [sub.get_n_voxels(), truth.shape[1]]
+
+
+def test_cache_dir_env_moves_the_cache(downloaded, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from laion_fmri.subject import load_subject
+
+    monkeypatch.setenv("LAION_FMRI_CACHE_DIR", str(tmp_path / "elsewhere"))
+    sub = load_subject("sub-03")
+    sub.get_betas(sub.get_sessions()[0])
+    written = list((tmp_path / "elsewhere").rglob("*_betas.npy"))
+    assert len(written) == 1
+    assert not list((downloaded / ".laion_fmri" / "cache").rglob("*_betas.npy"))

@@ -151,6 +151,15 @@ def test_subject_split_pool_session_roi_and_ood_types(subject) -> None:
         splits.subject_split(subject, "tau", ood_types="shape")
 
 
+def test_subject_split_nc_threshold_needs_one_session(subject) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="one session, or a common mask"):
+        subject.get_split("tau", nc_threshold=20)
+    ses = subject.get_sessions()[0]
+    x_train, x_test, _, _ = subject.get_split("tau", session=ses, nc_threshold=20)
+    kept = int((subject.get_noise_ceiling(session=ses) >= 20).sum())
+    assert x_train.shape[1] == x_test.shape[1] == kept
+
+
 def test_product_description_split_example(shared_downloaded: Path, monkeypatch) -> None:
     """The product page's split example, unchanged, on the sample dataset."""
     pytest.importorskip("laion_fmri.subject")

@@ -178,6 +178,8 @@ def test_average_label(sub: Subject, shared_downloaded: Path) -> None:
     got = sub.get_betas("ses-01", average="label")
     assert got.shape == (len(order), sub.get_n_voxels()) and got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    # The documented recipe for the row labels.
+    assert list(pd.unique(sub.get_trial_info("ses-01")["label"])) == order
     shared = sub.get_betas("ses-01", stimuli="shared", average="label")
     assert shared.shape[0] == len([x for x in order if x.startswith("shared_")])
 
@@ -306,7 +308,7 @@ def test_noise_ceiling(sub: Subject, shared_downloaded: Path) -> None:
         sub.get_noise_ceiling()
     with pytest.raises(ValueError, match="exactly one"):
         sub.get_noise_ceiling(session="ses-01", desc="Noiseceiling12rep")
-    with pytest.raises(DataNotDownloadedError, match="Noiseceiling4rep"):
+    with pytest.raises(ValueError, match="Noiseceiling4rep"):
         sub.get_noise_ceiling(desc="Noiseceiling99rep")
 
 
@@ -412,3 +414,16 @@ def test_betas_on_wrong_grid(downloaded: Path) -> None:
     nib.save(nib.Nifti1Image(np.zeros((3, 3, 3, 2), np.float32), np.eye(4)), str(path))
     with pytest.raises(CorruptFileError, match=r"grid \(3, 3, 3\)"):
         load_subject(SUB).get_betas("ses-01")
+
+
+def test_noise_ceiling_desc_errors(sub: Subject, downloaded: Path) -> None:
+    from laion_fmri.errors import DataNotDownloadedError
+    from laion_fmri.subject import load_subject
+
+    with pytest.raises(ValueError, match="Did you mean 'Noiseceiling12rep'"):
+        sub.get_noise_ceiling(desc="Noiseceiling13rep")
+    # A published map that is not on disk names the cheap download call.
+    fresh = load_subject(sub.subject_id, data_dir=downloaded)
+    (downloaded / layout.subject_nc_key(sub.subject_id, "Noiseceiling4rep")).unlink()
+    with pytest.raises(DataNotDownloadedError, match='ses="averages"'):
+        fresh.get_noise_ceiling(desc="Noiseceiling4rep")

@@ -71,6 +71,38 @@ class CacheEntry:
         return self.data.with_name(self.data.name + ".lock")
 
 
+ENV_CACHE_DIR = "LAION_FMRI_CACHE_DIR"
+
+
+def cache_root(data_dir: str | os.PathLike[str]) -> Path:
+    """Folder holding the betas cache of ``data_dir``.
+
+    ``<data_dir>/.laion_fmri/cache`` by default; with ``LAION_FMRI_CACHE_DIR``
+    set (e.g. for a read-only shared data folder), a sub-folder of it named
+    after the data directory, so several data directories never collide.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike
+        Local data directory.
+
+    Returns
+    -------
+    Path
+
+    Examples
+    --------
+    >>> cache_root("/data").as_posix()  # doctest: +SKIP
+    '/data/.laion_fmri/cache'
+    """
+    override = os.environ.get(ENV_CACHE_DIR, "").strip()
+    if not override:
+        return layout.cache_dir(data_dir)
+    resolved = str(Path(data_dir).resolve())
+    tag = hashlib.blake2b(resolved.encode("utf-8"), digest_size=4).hexdigest()
+    return Path(override).expanduser() / f"{Path(resolved).name or 'root'}-{tag}"
+
+
 def entry_for(data_dir: str | os.PathLike[str], subject: str, session: str) -> CacheEntry:
     """Return the cache paths of ``subject``/``session`` under ``data_dir``.
 
@@ -90,7 +122,7 @@ def entry_for(data_dir: str | os.PathLike[str], subject: str, session: str) -> C
     >>> entry_for("/data", "sub-03", "ses-01").data.name
     'ses-01_betas.npy'
     """
-    folder = layout.cache_dir(data_dir) / subject
+    folder = cache_root(data_dir) / subject
     return CacheEntry(folder / f"{session}_betas.npy", folder / f"{session}_betas.json")
 
 
@@ -383,7 +415,7 @@ def list_entries(data_dir: str | os.PathLike[str], subject: str | None = None) -
     >>> [e.session for e in list_entries(data_dir)]  # doctest: +SKIP
     ['ses-01']
     """
-    root = layout.cache_dir(data_dir)
+    root = cache_root(data_dir)
     if not root.is_dir():
         return
     for sub_dir in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -419,7 +451,7 @@ def clear(data_dir: str | os.PathLike[str], subject: str | None = None) -> int:
     >>> clear(data_dir, subject="sub-03")  # doctest: +SKIP
     123456
     """
-    root = layout.cache_dir(data_dir)
+    root = cache_root(data_dir)
     target = root / subject if subject else root
     if not target.is_dir():
         return 0
@@ -431,6 +463,7 @@ def clear(data_dir: str | os.PathLike[str], subject: str | None = None) -> int:
 __all__ = [
     "CacheEntry",
     "CacheInfo",
+    "cache_root",
     "clear",
     "entry_for",
     "list_entries",

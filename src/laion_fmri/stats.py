@@ -201,7 +201,9 @@ def noise_ceiling(betas: object, labels: object, runs: object = None) -> np.ndar
         Image name of every trial.
     runs : array_like, shape (n_trials,), optional
         z-scoring groups: the run of each trial for a per-session ceiling, the
-        session of each trial for a cross-session ceiling.
+        session of each trial for a cross-session ceiling. Run numbers restart
+        in every session, so over several sessions pass ``(session, run)`` keys,
+        e.g. ``meta["session"] + "/" + meta["run"].astype(str)``.
 
     Returns
     -------

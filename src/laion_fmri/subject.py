@@ -84,6 +84,7 @@ class Subject:
         self._brain: _Brain | None = None
         self._files: OrderedDict[tuple[str, str], tuple[tuple[int, ...], Any]] = OrderedDict()
         self._files_lock = threading.Lock()
+        self._cache_unwritable = False
 
     def __repr__(self) -> str:
         return f"Subject({self._subject!r}, data_dir={str(self._root)!r})"
@@ -662,7 +663,8 @@ class Subject:
                     f"{path} has grid {header.grid_shape} but the brain mask of {self._subject} "
                     f"is {brain.grid_shape}."
                 )
-        if not use_cache:
+        if not use_cache or (mapped is None and self._cache_unwritable):
+            # No cache to fill: gather only the requested voxels while decoding.
             offsets = brain.offsets if cols is None else brain.offsets[cols]
             return nifti.read_masked(path, offsets, header=header)
         if mapped is None:
@@ -672,7 +674,14 @@ class Subject:
             try:
                 _cache.write_cache(entry, full, path, key, brain.digest, stamp=stamp)
             except OSError as exc:
-                warnings.warn(f"Could not write the betas cache {entry.data}: {exc}", stacklevel=3)
+                # E.g. a read-only shared data folder: stop decoding whole brains
+                # for a cache that cannot be written.
+                self._cache_unwritable = True
+                warnings.warn(
+                    f"Could not write the betas cache {entry.data} ({exc}); loading without it. "
+                    f"Set {_cache.ENV_CACHE_DIR} to a writable folder to keep repeat loads fast.",
+                    stacklevel=3,
+                )
             return full if cols is None else np.ascontiguousarray(full[:, cols])
         if cols is None:
             return np.asarray(mapped)
@@ -739,8 +748,13 @@ class Subject:
             Keep only trials whose image name starts with ``shared_``/``unique_``.
         average : {"label"}, optional
             Average repeated presentations: one row per unique image, in order of
-            first appearance in the session's trial table
-            (:func:`laion_fmri.stats.average_repeats`).
+            first appearance in the session's trial table (after the ``stimuli``
+            filter), i.e. the row labels are
+            ``pd.unique(sub.get_trial_info(session)["label"])``. Averaging is within
+            each session and on the betas as stored; to average across sessions,
+            z-score first (:func:`laion_fmri.stats.zscore_by_session`) and use
+            :func:`laion_fmri.stats.average_repeats` on the stacked betas with
+            ``sub.metadata["label"]``, which also returns labels and counts.
         lazy : bool
             Return a dask array stacked over the sessions (in ``metadata`` order),
             one chunk per session; works on ``dask.distributed`` too. Needs the
@@ -865,10 +879,18 @@ class Subject:
                 for p in base.glob(f"{self._subject}_task-*_desc-*_statmap.nii.gz")
                 if "Noiseceiling" in p.name
             ) if base.is_dir() else []
+            known = sorted({*found, *layout.SUBJECT_NC_DESCS})
+            if desc not in known:
+                close = difflib.get_close_matches(desc, known, n=2)
+                hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+                raise ValueError(
+                    f"Unknown noise-ceiling desc {desc!r} for {self._subject}.{hint} Published: "
+                    f"{', '.join(layout.SUBJECT_NC_DESCS)}; on disk: {', '.join(found) or 'none'}."
+                )
             raise DataNotDownloadedError(
-                f"No noise ceiling desc={desc!r} for {self._subject} on disk ({path}). On disk: "
-                f"{', '.join(found) or 'none'}; published: {', '.join(layout.SUBJECT_NC_DESCS)}. "
-                f"Download with `{_download_hint(self._subject)}`."
+                f"The noise ceiling desc={desc!r} of {self._subject} is not downloaded ({path}). "
+                f"Download the subject-level maps with "
+                f"`{_download_hint(self._subject, 'averages')}`."
             )
         return self._nc_map(path)
 

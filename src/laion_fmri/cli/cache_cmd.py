@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"Cleared the betas cache{scope}: freed {_human(freed)}.")
         return 0
     entries = list(cache.list_entries(data_dir, subject))
-    print(f"Betas cache: {layout.cache_dir(data_dir)}")
+    print(f"Betas cache: {cache.cache_root(data_dir)}")
     bad = 0
     for e in entries:
         shape = "x".join(map(str, e.shape)) if e.shape else "?"

@@ -93,6 +93,11 @@ def subject_split(
     >>> X_train, X_test, trials_train, trials_test = subject_split(sub, "tau")  # doctest: +SKIP
     """
     pool = sub.subject_id if pool is None else pool
+    if nc_threshold is not None:
+        from laion_fmri._voxels import resolve_sessions, voxel_selection
+
+        # Same rule as the torch/xarray adapters: one voxel set for all rows.
+        voxel_selection(sub, resolve_sessions(sub, session), roi, mask, nc_threshold)
     metadata = sub.metadata
     betas = sub.get_betas(session=session, roi=roi, mask=mask, nc_threshold=nc_threshold)
     if isinstance(betas, Mapping):
