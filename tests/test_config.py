@@ -89,3 +89,16 @@ def test_top_level_exports_resolve() -> None:
     assert "load_subject" in dir(laion_fmri)
     with pytest.raises(AttributeError):
         laion_fmri.no_such_name  # noqa: B018
+
+
+def test_initialize_rejects_a_file_and_set_source_a_missing_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from laion_fmri.config import dataset_initialize, set_source
+    from laion_fmri.errors import ConfigError
+
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    with pytest.raises(FileNotFoundError, match="is a file, not a folder"):
+        dataset_initialize(a_file)
+    with pytest.raises(ConfigError, match="does not exist"):
+        set_source(str(tmp_path / "missing"))
+    set_source(str(tmp_path))  # an existing folder is fine

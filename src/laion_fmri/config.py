@@ -112,12 +112,21 @@ def dataset_initialize(path: str | os.PathLike[str]) -> None:
     >>> dataset_initialize("/data/laion_fmri")  # doctest: +SKIP
     """
     folder = _check_pathlike(path, "path")
+    if folder.exists() and not folder.is_dir():
+        raise FileNotFoundError(
+            f"The data directory {str(folder)!r} is a file, not a folder. Choose a folder."
+        )
     if not folder.is_dir():
         raise FileNotFoundError(
             f"The data directory {str(folder)!r} does not exist. Create it first "
-            f"(e.g. `mkdir -p {folder}`), then call dataset_initialize again."
+            f"(e.g. `mkdir -p {folder}`), then set it again."
         )
-    (folder / ".laion_fmri").mkdir(exist_ok=True)
+    try:
+        (folder / ".laion_fmri").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise PermissionError(
+            f"Cannot create {folder / '.laion_fmri'} ({exc.strerror}); choose a writable folder."
+        ) from exc
     values = _read_config()
     values["data_dir"] = str(folder.resolve())
     _write_config(values)
@@ -145,7 +154,12 @@ def set_source(source: str | None = None, endpoint_url: str | None = None) -> No
             values.pop(name, None)
             continue
         if name == "source":
-            parse_source(value)
+            parsed = parse_source(value)
+            if parsed.kind == "local" and not (parsed.path and parsed.path.is_dir()):
+                raise ConfigError(
+                    f"The source folder {value!r} does not exist; give a folder holding the "
+                    "bucket layout, or an s3://BUCKET URL."
+                )
         else:
             _check_endpoint(value)
         values[name] = value

@@ -127,7 +127,7 @@ def run_demo(out: str | os.PathLike[str] = "demo-output", scale: str = "tiny",
     os.environ.pop("LAION_FMRI_ENDPOINT_URL", None)
     (data_dir / ".laion_fmri").mkdir(exist_ok=True)
     for name, (value, origin) in config.effective_settings().items():
-        echo(f"  {name:13s} {value}  [{origin}]")
+        echo(f"  {name:13s} {value if value is not None else '(not set)'}  [{origin}]")
 
     _section("2. Discover")
     subjects = discovery.get_subjects()

@@ -13,7 +13,9 @@ import importlib
 import os
 import pkgutil
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from laion_fmri import __version__
 from laion_fmri.errors import LaionFMRIError
@@ -37,8 +39,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Show Python warnings as ``laion-fmri: warning: ...`` lines (no source paths)."""
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        print(f"laion-fmri: warning: {message}", file=file or sys.stderr)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
+
+
+def _os_error_line(exc: OSError) -> str:
+    """A readable one-line description of an OS-level error, with what to do."""
+    what = exc.strerror or str(exc)
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{what}{where}. Check the path (and free space/permissions) and run the command again."
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit code (errors print one line, not a traceback)."""
+    """Run the CLI; return the exit code (errors print one line, not a traceback).
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success, 2 on a reported error, 130 when interrupted.
+
+    Examples
+    --------
+    >>> main(["--version"])  # doctest: +SKIP
+    laion-fmri 0.2.0
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
@@ -46,7 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(func(args) or 0)
+        with _one_line_warnings():
+            return int(func(args) or 0)
     except BrokenPipeError:
         # Output piped into `head` and the like: stop quietly, like other CLI tools.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -59,8 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LaionFMRIError as exc:
         print(f"laion-fmri: error: {exc}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError, KeyError, TypeError, PermissionError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         print(f"laion-fmri: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"laion-fmri: error: {_os_error_line(exc)}", file=sys.stderr)
         return 2
 
 

@@ -26,7 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = spec_for(args.scale, args.trials)
+    if args.seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer, got {args.seed}.")
+    try:
+        spec = spec_for(args.scale, args.trials)
+    except ValueError as exc:
+        raise ValueError(f"--trials: {exc}") from exc
     start = time.perf_counter()
     root = make_sample_dataset(args.dir, scale=args.scale, seed=args.seed, n_trials=args.trials)
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
