@@ -162,3 +162,13 @@ def test_trials_whose_image_lacks_an_embedding_are_reported(downloaded: Path) ->
     with pytest.raises(StimulusNotFoundError, match=re.escape(victim)):
         sub.embeddings.all("DINOv2")
     assert sub.embeddings.all("CLIP").shape[0] == len(sub.metadata)
+
+
+def test_non_integer_trial_keys_are_a_clear_type_error(shared_downloaded) -> None:  # type: ignore[no-untyped-def]
+    from laion_fmri.subject import load_subject
+
+    sub = load_subject("sub-03", data_dir=shared_downloaded)
+    for bad in (3.0, "3"):
+        with pytest.raises(TypeError, match="global trial index"):
+            sub.embeddings.get("CLIP", bad)
+    assert sub.embeddings.get("CLIP", range(2)).shape[0] == 2

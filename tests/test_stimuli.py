@@ -294,3 +294,25 @@ def test_dataloader_workers_open_their_own_handles(shared_downloaded: Path) -> N
     loader = torch.utils.data.DataLoader(_ImageSet(hub), batch_size=4, num_workers=2)
     got = torch.cat(list(loader)).numpy()
     np.testing.assert_array_equal(got, hub.images.array(range(len(hub.images)), size=8))
+
+
+def test_all_names_version_mismatch_when_metadata_image_lacks_embedding(sample_copy) -> None:  # type: ignore[no-untyped-def]
+    import h5py
+
+    from laion_fmri import layout
+    from laion_fmri.errors import StimulusNotFoundError
+    from laion_fmri.stimuli import load_stimuli
+
+    path = sample_copy / layout.embeddings_key("CLIP")
+    with h5py.File(path, "r") as fh:
+        emb = fh[layout.H5_EMBEDDING][...]
+        ids = fh[layout.H5_IMAGE_IDS][...]
+        valid = fh[layout.H5_VALID][...]
+    with h5py.File(path, "w") as fh:  # drop the last image from the file
+        fh.create_dataset(layout.H5_EMBEDDING, data=emb[:-1])
+        fh.create_dataset(layout.H5_IMAGE_IDS, data=ids[:-1], dtype=h5py.string_dtype())
+        fh.create_dataset(layout.H5_VALID, data=valid[:-1])
+    with load_stimuli(data_dir=sample_copy) as stim, pytest.raises(
+        StimulusNotFoundError, match="different dataset versions"
+    ):
+        stim.embeddings.all("CLIP")

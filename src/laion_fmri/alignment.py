@@ -53,7 +53,12 @@ class _Alignment:
         return int(i)
 
     def trials(self, idx: Iterable[int] | np.ndarray) -> np.ndarray:
-        arr = np.asarray(list(idx) if not isinstance(idx, np.ndarray) else idx)
+        if not isinstance(idx, (np.ndarray, list, tuple, range, pd.Index, pd.Series)):
+            raise TypeError(
+                "Trials are looked up by global trial index: an int or a list/array of ints "
+                f"(rows of sub.metadata), not {type(idx).__name__}."
+            )
+        arr = np.asarray(idx)
         if arr.size == 0:
             return arr.astype(np.intp)
         if arr.dtype.kind not in "iu":
@@ -98,7 +103,8 @@ class _Alignment:
         pos = index.get_indexer(self.names)
         missing = np.flatnonzero(pos < 0)
         if missing.size:
-            examples = ", ".join(repr(self.names[j]) for j in missing[:3])
+            examples = ", ".join(repr(n) for n in dict.fromkeys(self.names[missing].tolist()))
+            examples = ", ".join(examples.split(", ")[:3])
             raise StimulusNotFoundError(
                 f"{missing.size} of {self.subject}'s {self.n_trials} trials show images missing from "
                 f"{where} (e.g. {examples}); the stimulus files may be from another dataset version."

@@ -769,7 +769,15 @@ class StimulusEmbeddings(_Namespace):
                 f"{exc} (all() returns rows in metadata order; without the metadata use "
                 f"get({model!r}, embeddings.image_ids({model!r})) for the file's own order.)"
             ) from exc
-        return self._take(model, self.positions(model, names), dtype)
+        try:
+            rows = self.positions(model, names)
+        except StimulusNotFoundError as exc:
+            raise StimulusNotFoundError(
+                f"Some images of the stimulus metadata table have no {model} embedding, so the "
+                "two files are probably from different dataset versions; re-download both "
+                f"(download_stimuli() and download_embeddings(models=[{model!r}])). Details: {exc}"
+            ) from exc
+        return self._take(model, rows, dtype)
 
 
 # --------------------------------------------------------------------------- captions
