@@ -71,6 +71,10 @@ def isolated_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     # AWS settings on the machine must never leak into the anonymous client.
     for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)
+    # A source found unreachable by one test must not be remembered by the next.
+    from laion_fmri.discovery import forget_unreachable
+
+    forget_unreachable()
     return home
 
 

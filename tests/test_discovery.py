@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,14 @@ from laion_fmri.sample import spec_for
 
 SPEC = spec_for("tiny")
 ALL_ROIS = sorted({r for rois in SPEC.rois.values() for r in rois})
+
+
+@pytest.fixture(autouse=True)
+def _fresh_reachability() -> Iterator[None]:
+    """Each test starts without remembered unreachable sources."""
+    discovery.forget_unreachable()
+    yield
+    discovery.forget_unreachable()
 
 
 @pytest.fixture(params=["s3", "local"])
@@ -84,3 +94,95 @@ def test_get_sessions(source: object) -> None:
     assert discovery.get_sessions("sub-01") == list(SPEC.sessions)
     assert discovery.get_sessions(1, include_held_out=True) == sorted(
         SPEC.sessions + SPEC.held_out_sessions)
+
+
+def _refused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def stalled_endpoint() -> Iterator[str]:
+    """A loopback server that accepts connections (kernel backlog) but never answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(64)
+        yield f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def _warnings(err: str) -> list[str]:
+    return [line for line in err.splitlines() if "unreachable" in line]
+
+
+def test_info_subject_unreachable_warns_once(
+    downloaded: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LAION_FMRI_SOURCE", "s3://laion-fmri")
+    monkeypatch.setenv("LAION_FMRI_ENDPOINT_URL", f"http://127.0.0.1:{_refused_port()}")
+    assert main(["info", "--subject", "3"]) == 0
+    captured = capsys.readouterr()
+    assert len(_warnings(captured.err)) == 1
+    assert f"face: {', '.join(sorted(SPEC.rois['face']))}" in captured.out
+    # Later calls in the same process go to disk at once, without a new warning.
+    assert discovery.get_sessions("sub-03") == list(SPEC.sessions)
+    assert _warnings(capsys.readouterr().err) == []
+
+
+def test_info_subject_stalled_source_waits_once(
+    downloaded: Path, stalled_endpoint: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("LAION_FMRI_SOURCE", "s3://laion-fmri")
+    monkeypatch.setenv("LAION_FMRI_ENDPOINT_URL", stalled_endpoint)
+    monkeypatch.setenv("LAION_FMRI_READ_TIMEOUT", "1")
+    t0 = time.monotonic()
+    discovery.get_subjects()
+    first = time.monotonic() - t0
+    assert first >= 1  # it really waited for the read timeout
+    t0 = time.monotonic()
+    assert main(["info", "--subject", "3"]) == 0
+    # One stall is remembered: the 1 + 1 + n_categories later calls do not wait again.
+    assert time.monotonic() - t0 < 1
+    assert len(_warnings(capsys.readouterr().err)) == 1
+
+
+def test_subject_not_in_source(source: object, capsys: pytest.CaptureFixture[str]) -> None:
+    from laion_fmri import layout
+
+    missing = next(s for s in layout.SUBJECTS if s not in SPEC.subjects)
+    listed = ", ".join(sorted(SPEC.subjects))
+    for call in (discovery.get_sessions, discovery.get_categories, discovery.get_rois):
+        with pytest.raises(SubjectNotFoundError, match=f"{missing} is not in .*; subjects there: {listed}"):
+            call(missing)
+    assert main(["info", "--subject", missing[len("sub-"):]]) == 2
+    captured = capsys.readouterr()
+    assert f"{missing} is not in" in captured.err and "sessions (0)" not in captured.out
+
+
+def test_offline_subject_check_uses_disk_and_known_list(
+    downloaded: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from laion_fmri import layout
+
+    monkeypatch.setenv("LAION_FMRI_SOURCE", "s3://laion-fmri")
+    monkeypatch.setenv("LAION_FMRI_ENDPOINT_URL", f"http://127.0.0.1:{_refused_port()}")
+    missing = next(s for s in layout.SUBJECTS if s not in SPEC.subjects)
+    # Offline, a published subject that is not on disk yet is not an error.
+    assert discovery.get_sessions(missing) == []
+    assert discovery.get_sessions("sub-03") == list(SPEC.sessions)
+
+
+def test_every_entry_point_takes_data_dir(
+    sample_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No configured data directory; the explicit one is the offline fallback.
+    monkeypatch.setenv("LAION_FMRI_SOURCE", "s3://laion-fmri")
+    monkeypatch.setenv("LAION_FMRI_ENDPOINT_URL", f"http://127.0.0.1:{_refused_port()}")
+    assert discovery.get_sessions("sub-03", data_dir=sample_copy) == list(SPEC.sessions)
+    assert discovery.get_categories("sub-03", data_dir=sample_copy) == sorted(SPEC.rois)
+    assert discovery.get_rois("sub-03", category="face", data_dir=sample_copy) == sorted(
+        SPEC.rois["face"])
+    tree = discovery.inspect_bucket(data_dir=sample_copy)
+    assert "derivatives/" in tree[""]
+    assert len(_warnings(capsys.readouterr().err)) == 1

@@ -220,6 +220,35 @@ def test_unexpected_403_is_reported_per_key(own_source: Server, data_dir: Path) 
     assert "FAILED" in str(report)
 
 
+def test_403_is_reported_once_in_cli_wording(
+    own_source: Server, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import warnings
+
+    accept_dataset_license(data_dir)
+    name = "sub-03_ses-02_task-images_desc-Private_statmap.json"
+    private = layout.session_func_prefix(SUB, "ses-02") + name
+    own_source.put(private, b"{}", public=False)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            code = main(["download", "--subject", SUB, "--ses", "ses-02", "--no-progress",
+                         "--data-dir", str(data_dir)])
+        out = capsys.readouterr()
+        with pytest.warns(UserWarning, match="Access denied") as api_warnings:
+            download(subject=SUB, ses="ses-02", data_dir=data_dir, progress=False)
+    finally:
+        own_source.client.delete_object(Bucket=BUCKET, Key=private)  # type: ignore[attr-defined]
+    assert code == 1
+    text = out.out + out.err + "".join(str(w.message) for w in caught)
+    assert text.count(name) == 1
+    assert f"FAILED {private}: access denied (HTTP 403)" in out.out
+    assert "see report.failed" not in text
+    # The Python warning names the object by a well-formed address.
+    message = str(next(w.message for w in api_warnings if "Access denied" in str(w.message)))
+    assert f"s3://{BUCKET}/{private} (endpoint {own_source.url})" in message
+
+
 def test_unsafe_keys_are_refused(own_s3: Server, data_dir: Path, tmp_path: Path) -> None:
     from laion_fmri.remote import ObjectInfo
 

@@ -141,3 +141,35 @@ def test_timeout_env_knobs_are_validated(monkeypatch) -> None:  # type: ignore[n
     # A changed knob gives a new client instead of the cached one.
     monkeypatch.setenv("LAION_FMRI_READ_TIMEOUT", "3")
     assert open_store("s3://timeout-check") is not store
+
+
+def test_unreachable_messages_say_what_and_what_to_do(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store = S3Store("laion-fmri", endpoint_url=f"http://127.0.0.1:{port}")
+    with pytest.raises(SourceUnavailableError) as info:
+        list(store.list("derivatives/"))
+    text = str(info.value)
+    assert text.startswith(f"s3://laion-fmri (endpoint http://127.0.0.1:{port}) refused the connection")
+    assert "laion-fmri config" in text and "LAION_FMRI_READ_TIMEOUT" in text
+    assert "(Details: " in text  # the original error text comes last
+    assert store.address("README") == f"s3://laion-fmri/README (endpoint http://127.0.0.1:{port})"
+
+    monkeypatch.setenv("LAION_FMRI_READ_TIMEOUT", "0.5")
+    with socket.socket() as stalled:  # accepts (kernel backlog), never answers
+        stalled.bind(("127.0.0.1", 0))
+        stalled.listen(8)
+        slow = S3Store("laion-fmri", endpoint_url=f"http://127.0.0.1:{stalled.getsockname()[1]}")
+        with pytest.raises(SourceUnavailableError, match=r"did not answer within 0\.5 s"):
+            slow.head("README")
+
+
+def test_local_listing_is_in_key_order(local_source: Path, sample_root: Path) -> None:
+    store = open_store()
+    keys = [o.key for o in store.list("")]
+    assert keys == sorted(keys) == _sample_keys(sample_root)
+    sub = [o.key for o in store.list(layout.subject_glm_prefix(SUB))]
+    assert sub == sorted(sub) and len(sub) > 3

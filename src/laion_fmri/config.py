@@ -142,6 +142,11 @@ def set_source(source: str | None = None, endpoint_url: str | None = None) -> No
     endpoint_url : str, optional
         ``http(s)://host:port`` of an S3-compatible server. ``""`` resets to AWS.
 
+    Raises
+    ------
+    ConfigError
+        For a malformed URL or a local source folder that does not exist.
+
     Examples
     --------
     >>> set_source("s3://laion-fmri", endpoint_url="http://127.0.0.1:9000")  # doctest: +SKIP

@@ -16,34 +16,99 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from laion_fmri import layout
 from laion_fmri.config import get_data_dir
 from laion_fmri.download.plan import format_bytes
-from laion_fmri.errors import DataDirNotSetError, RoiNotFoundError, SourceUnavailableError
+from laion_fmri.errors import (
+    DataDirNotSetError,
+    RoiNotFoundError,
+    SourceUnavailableError,
+    SubjectNotFoundError,
+)
 from laion_fmri.remote import LocalStore, Store, open_store
 
 T = TypeVar("T")
 
 
+#: Seconds a source that failed stays marked unreachable for this process, so
+#: later discovery calls go straight to disk instead of waiting again.
+UNREACHABLE_FOR = 60.0
+_UNREACHABLE: dict[str, float] = {}
+_UNREACHABLE_LOCK = threading.Lock()
+
+
+class _DiskFallback(LocalStore):
+    """The local data directory standing in for an unreachable source."""
+
+
+def forget_unreachable() -> None:
+    """Forget which sources were found unreachable (the next call tries them again).
+
+    Examples
+    --------
+    >>> forget_unreachable()
+    """
+    with _UNREACHABLE_LOCK:
+        _UNREACHABLE.clear()
+
+
+def _marked_unreachable(url: str) -> bool:
+    with _UNREACHABLE_LOCK:
+        since = _UNREACHABLE.get(url)
+        if since is not None and time.monotonic() - since > UNREACHABLE_FOR:
+            del _UNREACHABLE[url]
+            since = None
+        return since is not None
+
+
 def _with_fallback(fn: Callable[[Store], T], data_dir: str | os.PathLike[str] | None = None) -> T:
-    """Run ``fn`` on the configured store, or on the local data directory if unreachable."""
+    """Run ``fn`` on the configured store, or on the local data directory if unreachable.
+
+    The first failure is remembered for :data:`UNREACHABLE_FOR` seconds and
+    warned about once; later calls use the disk at once.
+    """
     store = open_store()
-    try:
-        return fn(store)
-    except SourceUnavailableError as exc:
+    error: SourceUnavailableError | None = None
+    if not _marked_unreachable(store.url):
         try:
-            local = get_data_dir(data_dir)
-        except DataDirNotSetError:
-            raise exc from None
+            return fn(store)
+        except SourceUnavailableError as exc:
+            error = exc
+            with _UNREACHABLE_LOCK:
+                _UNREACHABLE[store.url] = time.monotonic()
+    try:
+        local = get_data_dir(data_dir)
+    except DataDirNotSetError:
+        if error is not None:
+            raise error from None
+        raise SourceUnavailableError(
+            f"{store.url} did not answer a moment ago and no data directory is configured; "
+            "check the network, or `laion-fmri config --source/--endpoint-url`."
+        ) from None
+    if error is not None:
         print(
             f"laion-fmri: warning: {store.url} is unreachable; showing what is on disk in "
             f"{local} instead.",
             file=sys.stderr,
         )
-        return fn(LocalStore(local))
+    return fn(_DiskFallback(local))
+
+
+def _require_subject(store: Store, subject: str) -> None:
+    """Raise unless the store has ``subject`` (offline: the disk or the known list)."""
+    subjects = _subjects(store)
+    if subject in subjects:
+        return
+    if isinstance(store, _DiskFallback) and subject in layout.SUBJECTS:
+        return
+    raise SubjectNotFoundError(
+        f"{subject} is not in {store.url}; subjects there: {', '.join(subjects) or 'none'}."
+    )
 
 
 def _subjects(store: Store) -> list[str]:
@@ -87,7 +152,10 @@ def _sessions(store: Store, subject: str) -> list[str]:
     return sorted(n for n in names if n.startswith("ses-"))
 
 
-def get_sessions(subject: object, include_held_out: bool = False) -> list[str]:
+def get_sessions(
+    subject: object, include_held_out: bool = False,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> list[str]:
     """Sessions of one subject in the source, sorted.
 
     Parameters
@@ -96,6 +164,8 @@ def get_sessions(subject: object, include_held_out: bool = False) -> list[str]:
         ``"sub-03"``, ``"03"`` or ``3``.
     include_held_out : bool
         Also list held-out sessions (listed by the bucket, not downloadable).
+    data_dir : str or Path, optional
+        Local directory used only as a fallback when the source is unreachable.
 
     Returns
     -------
@@ -104,7 +174,7 @@ def get_sessions(subject: object, include_held_out: bool = False) -> list[str]:
     Raises
     ------
     SubjectNotFoundError
-        For an unknown subject.
+        For a malformed subject or one the source does not have.
 
     Examples
     --------
@@ -112,7 +182,12 @@ def get_sessions(subject: object, include_held_out: bool = False) -> list[str]:
     ['ses-01', 'ses-02', ...]
     """
     sub = layout.normalize_subject(subject)
-    sessions = _with_fallback(lambda store: _sessions(store, sub))
+
+    def collect(store: Store) -> list[str]:
+        _require_subject(store, sub)
+        return _sessions(store, sub)
+
+    sessions = _with_fallback(collect, data_dir)
     return [s for s in sessions if include_held_out or not layout.is_held_out(s)]
 
 
@@ -127,24 +202,34 @@ def _roi_index(store: Store, subject: str) -> set[tuple[str, str]]:
     return out
 
 
-def _roi_entries(subject: object | None) -> set[tuple[str, str]]:
+def _roi_entries(
+    subject: object | None, data_dir: str | os.PathLike[str] | None = None
+) -> set[tuple[str, str]]:
+    sub = layout.normalize_subject(subject) if subject is not None else None
+
     def collect(store: Store) -> set[tuple[str, str]]:
-        subjects = [layout.normalize_subject(subject)] if subject is not None else _subjects(store)
+        if sub is not None:
+            _require_subject(store, sub)
+        subjects = [sub] if sub is not None else _subjects(store)
         out: set[tuple[str, str]] = set()
-        for sub in subjects:
-            out |= _roi_index(store, sub)
+        for name in subjects:
+            out |= _roi_index(store, name)
         return out
 
-    return _with_fallback(collect)
+    return _with_fallback(collect, data_dir)
 
 
-def get_categories(subject: object | None = None) -> list[str]:
+def get_categories(
+    subject: object | None = None, data_dir: str | os.PathLike[str] | None = None
+) -> list[str]:
     """ROI categories (``face``, ``place`` ...), for one subject or all, sorted.
 
     Parameters
     ----------
     subject : str or int, optional
         ``"sub-03"``, ``"03"`` or ``3``; all subjects when ``None``.
+    data_dir : str or Path, optional
+        Local directory used only as a fallback when the source is unreachable.
 
     Returns
     -------
@@ -160,10 +245,13 @@ def get_categories(subject: object | None = None) -> list[str]:
     >>> get_categories("sub-03")  # doctest: +SKIP
     ['body', 'face', 'place']
     """
-    return sorted({category for category, _ in _roi_entries(subject)})
+    return sorted({category for category, _ in _roi_entries(subject, data_dir)})
 
 
-def get_rois(subject: object | None = None, category: str | None = None) -> list[str]:
+def get_rois(
+    subject: object | None = None, category: str | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> list[str]:
     """ROI names (de-hyphenated, e.g. ``FFA1``), optionally of one category, sorted.
 
     Parameters
@@ -172,6 +260,8 @@ def get_rois(subject: object | None = None, category: str | None = None) -> list
         One subject, or all (union) when ``None``.
     category : str, optional
         Restrict to one category.
+    data_dir : str or Path, optional
+        Local directory used only as a fallback when the source is unreachable.
 
     Returns
     -------
@@ -189,7 +279,7 @@ def get_rois(subject: object | None = None, category: str | None = None) -> list
     >>> get_rois("sub-03", category="face")  # doctest: +SKIP
     ['FFA1', 'OFA', 'pSTSfaces']
     """
-    entries = _roi_entries(subject)
+    entries = _roi_entries(subject, data_dir)
     if category is not None:
         categories = sorted({c for c, _ in entries})
         if category not in categories:
@@ -288,13 +378,17 @@ def describe(data_dir: str | os.PathLike[str] | None = None) -> None:
     print("\n".join(_with_fallback(lambda store: _summary_lines(store, local), data_dir)))
 
 
-def inspect_bucket(max_depth: int = 2) -> dict[str, list[str]]:
+def inspect_bucket(
+    max_depth: int = 2, data_dir: str | os.PathLike[str] | None = None
+) -> dict[str, list[str]]:
     """Print and return the folder structure of the source, two levels deep.
 
     Parameters
     ----------
     max_depth : int
         How many folder levels to expand.
+    data_dir : str or Path, optional
+        Local directory used only as a fallback when the source is unreachable.
 
     Returns
     -------
@@ -320,7 +414,7 @@ def inspect_bucket(max_depth: int = 2) -> dict[str, list[str]]:
             frontier = nxt
         return tree
 
-    tree = _with_fallback(walk)
+    tree = _with_fallback(walk, data_dir)
     print(f"Top-level prefixes ({len(tree[''])}):")
     for prefix in tree[""]:
         print(f"  {prefix}")
@@ -334,6 +428,7 @@ def inspect_bucket(max_depth: int = 2) -> dict[str, list[str]]:
 
 __all__ = [
     "describe",
+    "forget_unreachable",
     "get_categories",
     "get_rois",
     "get_sessions",

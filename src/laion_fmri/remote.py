@@ -54,6 +54,9 @@ ENV_READ_TIMEOUT = "LAION_FMRI_READ_TIMEOUT"
 #: resume, so this stays small (a listing retried here cannot hang for long).
 OBSTORE_MAX_RETRIES = 2
 OBSTORE_RETRY_TIMEOUT = timedelta(seconds=20)
+#: Listings and HEADs are small: their read timeout and retry budget are shorter.
+LIST_READ_TIMEOUT = timedelta(seconds=15)
+LIST_RETRY_TIMEOUT = timedelta(seconds=10)
 
 
 @dataclass(frozen=True)
@@ -271,7 +274,31 @@ _UNAVAILABLE_HINTS = (
 _SERVER_ERROR_RE = re.compile(r"status(?: code)?:? 5\d\d")
 
 
-def _map_error(exc: BaseException, key: str, where: str) -> Exception:
+_ADVICE = (
+    "Check the network connection and the configured source "
+    "(`laion-fmri config --source ... --endpoint-url ...`); on a slow link raise "
+    f"{ENV_READ_TIMEOUT} (seconds)."
+)
+
+
+def _unavailable_message(full: str, key: str, where: str, timeout: float | None) -> str:
+    """Say what went wrong in plain words, what to do, then the original text."""
+    if "refused" in full:
+        what = "refused the connection"
+    elif "timed out" in full or "timeout" in full:
+        what = "did not answer" + (f" within {timeout:g} s" if timeout else " in time")
+    elif "dns" in full or "resolve" in full or "lookup" in full:
+        what = "could not be found (DNS lookup failed)"
+    elif _SERVER_ERROR_RE.search(full) or "server error" in full or "unavailable" in full:
+        what = "answered with a server error"
+    else:
+        what = "could not be reached"
+    return f"{where} {what} (while fetching {key!r}). {_ADVICE}"
+
+
+def _map_error(
+    exc: BaseException, key: str, where: str, timeout: float | None = None
+) -> Exception:
     """Translate an obstore exception into one of ours (naming key and source)."""
     from obstore import exceptions as obx
 
@@ -292,12 +319,18 @@ def _map_error(exc: BaseException, key: str, where: str) -> Exception:
         or any(h in full for h in _UNAVAILABLE_HINTS)
         or _SERVER_ERROR_RE.search(full)
     ):
-        return SourceUnavailableError(f"{where} did not answer for {key!r}: {text}")
+        return SourceUnavailableError(
+            f"{_unavailable_message(full, key, where, timeout)} (Details: {text})"
+        )
     return DownloadError(f"Fetching {key!r} from {where} failed: {text}")
 
 
 class _S3Download:
-    def __init__(self, result: Any, key: str, start: int, chunk_size: int, where: str) -> None:
+    def __init__(
+        self, result: Any, key: str, start: int, chunk_size: int, where: str,
+        timeout: float | None = None,
+    ) -> None:
+        self._timeout = timeout
         self._result = result
         self._key = key
         self._chunk_size = chunk_size
@@ -316,7 +349,7 @@ class _S3Download:
             except StopIteration:
                 return
             except Exception as exc:
-                raise _map_error(exc, self._key, self._where) from exc
+                raise _map_error(exc, self._key, self._where, self._timeout) from exc
             yield memoryview(chunk)  # type: ignore[misc]
 
     def __enter__(self) -> _S3Download:
@@ -357,11 +390,15 @@ class S3Store:
         self.endpoint_url = endpoint_url
         self.url = f"s3://{bucket}" + (f"/{self.prefix}" if self.prefix else "")
         if endpoint_url:
-            self.url += f" at {endpoint_url}"
+            self.url += f" (endpoint {endpoint_url})"
+        read_timeout = _timeout_from_env(ENV_READ_TIMEOUT, READ_TIMEOUT)
+        self._read_timeout = read_timeout.total_seconds()
+        # Listings are small: a stalled server is given up on sooner than a body.
+        self._list_timeout = min(read_timeout, LIST_READ_TIMEOUT).total_seconds()
         kwargs: dict[str, Any] = {"region": region, "skip_signature": True}
         client: dict[str, Any] = {
             "connect_timeout": _timeout_from_env(ENV_CONNECT_TIMEOUT, CONNECT_TIMEOUT),
-            "read_timeout": _timeout_from_env(ENV_READ_TIMEOUT, READ_TIMEOUT),
+            "read_timeout": read_timeout,
             # The whole-request timeout would cut long transfers; stalls are
             # caught by the read timeout instead.
             "timeout": timedelta(days=1),
@@ -382,6 +419,32 @@ class S3Store:
             bucket, prefix=self.prefix or None, client_options=client,
             retry_config=retry, **kwargs,
         )
+        list_client = {**client, "read_timeout": timedelta(seconds=self._list_timeout)}
+        list_retry = {**retry, "retry_timeout": min(OBSTORE_RETRY_TIMEOUT, LIST_RETRY_TIMEOUT)}
+        self._list_store = _ObS3Store(
+            bucket, prefix=self.prefix or None, client_options=list_client,
+            retry_config=list_retry, **kwargs,
+        )
+
+    def address(self, key: str) -> str:
+        """Where one key lives, for messages: ``s3://bucket/key (endpoint URL)``.
+
+        Parameters
+        ----------
+        key : str
+            Object key.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> S3Store("laion-fmri").address("README")  # doctest: +SKIP
+        's3://laion-fmri/README'
+        """
+        path = "/".join(p for p in (self.bucket, self.prefix, key) if p)
+        return f"s3://{path}" + (f" (endpoint {self.endpoint_url})" if self.endpoint_url else "")
 
     def __repr__(self) -> str:
         return f"S3Store({self.url!r})"
@@ -408,12 +471,12 @@ class S3Store:
 
         folder = _folder_prefix(prefix)
         try:
-            stream = obstore.list(self._store, folder or None, chunk_size=1000)
+            stream = obstore.list(self._list_store, folder or None, chunk_size=1000)
             for batch in stream:
                 for meta in batch:
                     yield _info_from_meta(meta)
         except Exception as exc:
-            raise _map_error(exc, folder or "/", self.url) from exc
+            raise _map_error(exc, folder or "/", self.url, self._list_timeout) from exc
 
     def list_dirs(self, prefix: str = "") -> list[str]:
         """Sub-folders of the folder ``prefix``.
@@ -463,9 +526,9 @@ class S3Store:
 
         folder = _folder_prefix(prefix)
         try:
-            result = obstore.list_with_delimiter(self._store, folder or None)
+            result = obstore.list_with_delimiter(self._list_store, folder or None)
         except Exception as exc:
-            raise _map_error(exc, folder or "/", self.url) from exc
+            raise _map_error(exc, folder or "/", self.url, self._list_timeout) from exc
         return result
 
     def head(self, key: str) -> ObjectInfo:
@@ -489,9 +552,9 @@ class S3Store:
 
         check_key(key)
         try:
-            return _info_from_meta(obstore.head(self._store, key), key)
+            return _info_from_meta(obstore.head(self._list_store, key), key)
         except Exception as exc:
-            raise _map_error(exc, key, self.url) from exc
+            raise _map_error(exc, key, self.url, self._list_timeout) from exc
 
     def open(
         self, key: str, start: int = 0, if_match: str | None = None,
@@ -535,8 +598,8 @@ class S3Store:
                 # The server ignored Range and answered 200 with the whole
                 # object: fetch it from byte 0 (the caller sees status 200).
                 return self.open(key, 0, if_match, chunk_size)
-            raise _map_error(exc, key, self.url) from exc
-        return _S3Download(result, key, start, chunk_size, self.url)
+            raise _map_error(exc, key, self.url, self._read_timeout) from exc
+        return _S3Download(result, key, start, chunk_size, self.url, self._read_timeout)
 
 
 # --------------------------------------------------------------------------- local folder
@@ -591,6 +654,25 @@ class LocalStore:
     def __repr__(self) -> str:
         return f"LocalStore({self.url!r})"
 
+    def address(self, key: str) -> str:
+        """Where one key lives, for messages (the file path).
+
+        Parameters
+        ----------
+        key : str
+            Object key.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> LocalStore("/data").address("README")
+        '/data/README'
+        """
+        return str(self.root / key)
+
     def _path(self, key: str) -> Path:
         check_key(key)
         root = self.root.resolve()
@@ -640,18 +722,20 @@ class LocalStore:
             check_key(folder.rstrip("/"))
         if not start.is_dir():
             return
-        stack = [(start, folder)]
-        while stack:
-            base, rel = stack.pop()
-            with os.scandir(base) as it:
-                entries = sorted(it, key=lambda e: e.name, reverse=True)
-            for entry in entries:
-                if not rel and entry.name == STATE_DIRNAME:
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append((Path(entry.path), f"{rel}{entry.name}/"))
-                elif entry.is_file(follow_symlinks=False) and not entry.name.endswith(".part"):
-                    yield _stat_info(f"{rel}{entry.name}", entry.stat(follow_symlinks=False))
+        yield from self._walk(start, folder)
+
+    def _walk(self, base: Path, rel: str) -> Iterator[ObjectInfo]:
+        """Files under ``base`` in key order (as S3 lists them), skipping state and .part."""
+        with os.scandir(base) as it:
+            # A folder sorts as "name/" so the order equals the full keys' order.
+            entries = sorted(it, key=lambda e: e.name + ("/" if e.is_dir(follow_symlinks=False) else ""))
+        for entry in entries:
+            if not rel and entry.name == STATE_DIRNAME:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                yield from self._walk(Path(entry.path), f"{rel}{entry.name}/")
+            elif entry.is_file(follow_symlinks=False) and not entry.name.endswith(".part"):
+                yield _stat_info(f"{rel}{entry.name}", entry.stat(follow_symlinks=False))
 
     def list_dirs(self, prefix: str = "") -> list[str]:
         """Sub-folders of the folder ``prefix``.

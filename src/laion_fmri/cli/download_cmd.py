@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 
 from laion_fmri.config import get_data_dir
 from laion_fmri.download import api
 from laion_fmri.download.plan import Plan, format_bytes
+from laion_fmri.download.transfer import FileFailedWarning
 from laion_fmri.licenses import DATASET_LICENSE_TEXT, accept_dataset_license
 
 
@@ -70,27 +72,38 @@ def _one(values: list[str] | None) -> str | list[str] | None:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    result = api.download(
-        subject=_one(args.subject), ses=_one(args.ses), task=_one(args.task),
-        space=_one(args.space), desc=_one(args.desc), stat=_one(args.stat),
-        suffix=_one(args.suffix), extension=_one(args.extension),
-        include_stimuli=args.include_stimuli, n_jobs=args.n_jobs, datatype=_one(args.datatype),
-        include=args.include, exclude=args.exclude, dry_run=args.dry_run,
-        progress=not args.no_progress, data_dir=args.data_dir,
-    )
+    with warnings.catch_warnings():
+        # Each failed file is printed once, from the report.
+        warnings.simplefilter("ignore", FileFailedWarning)
+        result = api.download(
+            subject=_one(args.subject), ses=_one(args.ses), task=_one(args.task),
+            space=_one(args.space), desc=_one(args.desc), stat=_one(args.stat),
+            suffix=_one(args.suffix), extension=_one(args.extension),
+            include_stimuli=args.include_stimuli, n_jobs=args.n_jobs,
+            datatype=_one(args.datatype), include=args.include, exclude=args.exclude,
+            dry_run=args.dry_run, progress=not args.no_progress, data_dir=args.data_dir,
+        )
     if isinstance(result, Plan):
         for obj in result.objects:
             print(f"{obj.size:>14,d}  {obj.key}")
-        print(f"Total: {len(result.objects)} file(s), {format_bytes(result.total_bytes)}")
+        for obj in result.gated:
+            size = f"{obj.size:>14,d}" if obj.size else f"{'?':>14}"
+            print(f"{size}  {obj.key}  (needs data-use agreement)")
+        print(f"Total: {len(result.objects)} file(s), {format_bytes(result.total_bytes)}"
+              + (f" plus {len(result.gated)} behind the data-use agreement"
+                 if result.gated else ""))
         return 0
-    for key, reason in sorted(result.failed.items()):
-        print(f"FAILED {key}: {reason}")
     return 1 if result.failed else 0
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    report = api.verify(subject=args.subject, repair=args.repair, data_dir=args.data_dir,
-                        n_jobs=args.n_jobs, progress=not args.no_progress)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FileFailedWarning)
+        report = api.verify(subject=args.subject, repair=args.repair, data_dir=args.data_dir,
+                            n_jobs=args.n_jobs, progress=not args.no_progress)
+    if report.nothing_recorded:
+        print(report)
+        return 1
     for kind in ("missing", "truncated", "altered"):
         for key in getattr(report, kind):
             fixed = " (repaired)" if key in report.repaired else ""
@@ -110,10 +123,12 @@ def run_accept(args: argparse.Namespace) -> int:
 
 def run_public(args: argparse.Namespace) -> int:
     kw = {"data_dir": args.data_dir, "n_jobs": args.n_jobs, "progress": not args.no_progress}
-    if args.which == "download-embeddings":
-        report = api.download_embeddings(_one(args.models) or "all", **kw)
-    elif args.which == "download-segmentations":
-        report = api.download_segmentations(**kw)
-    else:
-        report = api.download_captions(**kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FileFailedWarning)
+        if args.which == "download-embeddings":
+            report = api.download_embeddings(_one(args.models) or "all", **kw)
+        elif args.which == "download-segmentations":
+            report = api.download_segmentations(**kw)
+        else:
+            report = api.download_captions(**kw)
     return 1 if report.failed else 0

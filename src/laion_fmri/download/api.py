@@ -12,12 +12,21 @@ from pathlib import Path
 from laion_fmri import layout
 from laion_fmri.config import get_data_dir
 from laion_fmri.download.manifest import Manifest
-from laion_fmri.download.plan import Filters, Plan, select_subject, subject_prefixes, validate_n_jobs
+from laion_fmri.download.plan import (
+    Filters,
+    Plan,
+    check_filter_values,
+    select_subject,
+    subject_prefixes,
+    validate_n_jobs,
+)
 from laion_fmri.download.transfer import DownloadReport, data_dir_lock, fetch_objects, file_digests
 from laion_fmri.errors import (
     AccessDeniedError,
     DataNotFoundError,
     NoMatchingDataError,
+    SourceUnavailableError,
+    SubjectNotFoundError,
 )
 from laion_fmri.licenses import ensure_dataset_license
 from laion_fmri.remote import ObjectInfo, Store, open_store
@@ -34,15 +43,22 @@ def _data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
 
 
 def _subjects(subject: object, store: Store) -> list[str]:
-    if isinstance(subject, str) and subject.strip().lower() == "all":
-        from laion_fmri.discovery import _subjects as listed
+    from laion_fmri.discovery import _subjects as listed
 
+    if isinstance(subject, str) and subject.strip().lower() == "all":
         subjects = listed(store)
         if not subjects:
             raise NoMatchingDataError(f"No subjects found in {store.url}.")
         return subjects
     values = subject if isinstance(subject, (list, tuple)) else [subject]
-    return list(dict.fromkeys(layout.normalize_subject(v) for v in values))
+    wanted = list(dict.fromkeys(layout.normalize_subject(v) for v in values))
+    available = listed(store)
+    for sub in wanted:
+        if sub not in available:
+            raise SubjectNotFoundError(
+                f"{sub} is not in {store.url}; subjects there: {', '.join(available) or 'none'}."
+            )
+    return wanted
 
 
 def _no_match_message(subjects: Sequence[str], filters: Filters, store: Store) -> str:
@@ -96,18 +112,25 @@ def build_plan(
     for obj in store.list_files(""):
         if obj.key in layout.DATASET_LEVEL_KEYS:
             plan.add(obj)
+    listed_keys: list[str] = []
     for sub in subjects:
-        listing = itertools.chain.from_iterable(
+        listing = list(itertools.chain.from_iterable(
             store.list(p) for p in subject_prefixes(sub, filters)
-        )
+        ))
+        listed_keys += [o.key for o in listing]
         select_subject(sub, listing, filters, plan)
+    check_filter_values(filters, listed_keys, f"{', '.join(subjects)} in {store.url}")
     if plan.n_matched == 0:
         raise NoMatchingDataError(_no_match_message(subjects, filters, store))
     if include_stimuli:
         wanted = _with_sidecars(layout.public_stimulus_keys())
-        for obj in store.list_files(layout.STIMULI_ROOT):
-            if obj.key in wanted:
+        stimuli = {o.key: o for o in store.list_files(layout.STIMULI_ROOT)}
+        for key, obj in stimuli.items():
+            if key in wanted:
                 plan.add(obj)
+        # The access service lists gated files elsewhere: size unknown (0) here.
+        plan.gated = [stimuli.get(k, ObjectInfo(k, 0, None, None))
+                      for k in layout.GATED_STIMULUS_KEYS]
     return plan
 
 
@@ -155,7 +178,8 @@ def download(
         Exact file suffix (``statmap``) / extension (``nii.gz``).
     include_stimuli : bool
         Also fetch the public stimulus derivatives and run
-        :func:`laion_fmri.download.download_stimuli`.
+        :func:`laion_fmri.download.download_stimuli`; the data-use agreement
+        is checked before anything is transferred.
     n_jobs : int
         Parallel transfers.
     datatype : str or list, optional
@@ -180,11 +204,13 @@ def download(
     DataDirNotSetError
         If no data directory is configured.
     SubjectNotFoundError, SessionNotFoundError, FilterError
-        For malformed arguments.
+        For malformed arguments, or a subject the source does not have.
     NoMatchingDataError
-        When the filters match nothing.
+        When the filters match nothing, or a filter value appears on no file
+        (the message lists the values that exist).
     LicenseNotAcceptedError
-        When the CC0 notice was not accepted (see ``laion-fmri accept-license``).
+        When the CC0 notice was not accepted (see ``laion-fmri accept-license``),
+        or ``include_stimuli`` without the data-use agreement.
     SourceUnavailableError
         When the source cannot be listed.
 
@@ -201,12 +227,19 @@ def download(
     store = open_store()
     subjects = _subjects(subject, store)
     if not dry_run:
+        # Every agreement is settled before any byte moves (DATASET.md 8.1).
         ensure_dataset_license(root)
+        if include_stimuli:
+            from laion_fmri.download.stimuli import check_stimulus_access
+
+            check_stimulus_access(root)
     plan = build_plan(subjects, filters, store, include_stimuli)
     if line := plan.held_out_summary():
         print(line)
     if dry_run:
-        print(f"Dry run: {plan} selected from {store.url}; nothing was written.")
+        gated = (f" plus {len(plan.gated)} stimulus file(s) that need the data-use agreement"
+                 if plan.gated else "")
+        print(f"Dry run: {plan} selected from {store.url}{gated}; nothing was written.")
         return plan
     report = fetch_objects(plan.objects, store, root, n_jobs=n_jobs, progress=progress)
     report.held_out = [o.key for o in plan.held_out]
@@ -393,6 +426,8 @@ class VerifyReport:
         Initial key lists.
     failed : dict
         Initial failures.
+    nothing_recorded : str, optional
+        Set (to advice) when the manifest has no record for the scope.
 
     Attributes
     ----------
@@ -404,6 +439,9 @@ class VerifyReport:
         Keys fetched again (``repair=True``).
     failed : dict
         ``{key: reason}`` for repairs that failed.
+    nothing_recorded : str or None
+        What to do when the manifest held nothing to check (files copied in,
+        or a damaged manifest set aside); ``None`` otherwise.
 
     Examples
     --------
@@ -417,6 +455,7 @@ class VerifyReport:
     altered: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    nothing_recorded: str | None = None
 
     @property
     def problems(self) -> list[str]:
@@ -429,6 +468,8 @@ class VerifyReport:
         return not self.failed and set(self.problems) <= set(self.repaired)
 
     def __str__(self) -> str:
+        if self.nothing_recorded:
+            return self.nothing_recorded
         text = (
             f"Verified {len(self.ok) + len(self.problems)} file(s): {len(self.ok)} ok, "
             f"{len(self.missing)} missing, {len(self.truncated)} truncated, "
@@ -484,6 +525,9 @@ def verify(
     Returns
     -------
     VerifyReport
+        ``nothing_recorded`` holds advice when the manifest has no record
+        for the scope; repairs that could not run (source unreachable) are
+        in ``failed`` with the reason.
 
     Raises
     ------
@@ -501,17 +545,21 @@ def verify(
     with data_dir_lock(root), Manifest(root) as manifest:
         records = [r for r in manifest.records()
                    if sub is None or layout.subject_of(str(r["key"])) == sub]
+        if not records:
+            report.nothing_recorded = (
+                f"Nothing to verify: the manifest of {root} records no file"
+                f"{' of ' + sub if sub else ''}, so there is nothing to compare against. "
+                f"`laion-fmri download --subject {sub or 'S'}` re-hashes files already "
+                "present and registers them (only missing or different files are fetched)."
+            )
+            return report
         with ThreadPoolExecutor(max_workers=validate_n_jobs(n_jobs)) as pool:
             states = list(pool.map(lambda r: _check_record(root, r), records))
         for record, state in zip(records, states, strict=True):
             getattr(report, state).append(record["key"])
-        if repair:
-            paths = {r["key"]: root / str(r["path"]) for r in records}
-            for key in report.problems:
-                manifest.delete(key)
-                # A same-size altered file would otherwise pass the size check.
-                paths[key].unlink(missing_ok=True)
     if repair and report.problems:
+        # The local findings come first, whatever happens to the repairs.
+        print(f"Local check: {report}")
         store = open_store()
         objects: list[ObjectInfo] = []
         for key in report.problems:
@@ -519,6 +567,18 @@ def verify(
                 objects.append(store.head(key))
             except (DataNotFoundError, AccessDeniedError) as exc:
                 report.failed[key] = str(exc)
+            except SourceUnavailableError as exc:
+                # Unreachable: every remaining repair fails for the same reason;
+                # the records stay, so the next verify still reports the files.
+                for rest in report.problems:
+                    report.failed.setdefault(rest, f"not repaired: {exc}")
+                return report
+        paths = {r["key"]: root / str(r["path"]) for r in records}
+        with data_dir_lock(root), Manifest(root) as manifest:
+            for obj in objects:
+                manifest.delete(obj.key)
+                # A same-size altered file would otherwise pass the size check.
+                paths[obj.key].unlink(missing_ok=True)
         fetched = fetch_objects(objects, store, root, n_jobs=n_jobs, progress=progress)
         report.repaired = fetched.downloaded + fetched.skipped
         report.failed.update(fetched.failed)

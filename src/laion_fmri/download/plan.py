@@ -24,6 +24,7 @@ Rules (``docs``: DATASET.md section 8, later revision):
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import os
 import warnings
@@ -32,11 +33,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from laion_fmri import layout
-from laion_fmri.errors import FilterError, SessionNotFoundError
+from laion_fmri.errors import FilterError, NoMatchingDataError, SessionNotFoundError
 from laion_fmri.remote import ObjectInfo
 
 ENTITY_FILTERS: tuple[str, ...] = ("ses", "task", "space", "desc", "stat")
 PERMISSIVE_ENTITIES: tuple[str, ...] = ("task", "space", "desc", "stat")
+#: Filters whose values must appear on at least one listed key (typo guard).
+VALUE_FILTERS: tuple[str, ...] = (*PERMISSIVE_ENTITIES, "suffix", "extension", "datatype")
 
 Action = Literal["skip", "check", "fetch"]
 
@@ -240,6 +243,70 @@ def key_matches(key: str, filters: Filters, use_ses: bool = True) -> bool:
     return not any(fnmatch.fnmatchcase(key, g) for g in filters.exclude)
 
 
+def _suggestion(value: str, existing: Sequence[str]) -> str | None:
+    """The existing value closest to ``value`` (case-insensitive), or ``None``."""
+    by_lower = {v.lower(): v for v in existing}
+    if value.lower() in by_lower:
+        return by_lower[value.lower()]
+    starts = [v for v in existing if v.lower().startswith(value.lower())]
+    if len(starts) == 1:
+        return starts[0]
+    close = difflib.get_close_matches(value.lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[close[0]] if close else None
+
+
+def check_filter_values(filters: Filters, keys: Iterable[str], where: str) -> None:
+    """Raise when a filter value appears on none of the listed keys.
+
+    A value that matches nothing would otherwise silently leave only the
+    dataset-level files and ROI masks in the plan.
+
+    Parameters
+    ----------
+    filters : Filters
+        Normalised filters.
+    keys : iterable of str
+        Every key listed for the requested subjects.
+    where : str
+        What was listed (subjects and source), for the message.
+
+    Raises
+    ------
+    NoMatchingDataError
+        Naming the value, a close match and the values that exist.
+
+    Examples
+    --------
+    >>> keys = ["derivatives/glmsingle-tedana/sub-03/sub-03_desc-R2mean_statmap.nii.gz"]
+    >>> check_filter_values(Filters.from_args(desc="R2mean"), keys, "sub-03")
+    >>> try:
+    ...     check_filter_values(Filters.from_args(desc="r2"), keys, "sub-03")
+    ... except NoMatchingDataError as exc:
+    ...     print(str(exc).split(";")[1])
+     did you mean 'R2mean'? Values of desc there: R2mean.
+    """
+    wanted = {name: getattr(filters, name) for name in VALUE_FILTERS if getattr(filters, name)}
+    if not wanted:
+        return
+    present: dict[str, set[str]] = {name: set() for name in wanted}
+    for key in keys:
+        ents = layout.parse_entities(key)
+        for name, seen in present.items():
+            if name in ents:
+                seen.add(ents[name])
+    for name, values in wanted.items():
+        existing = sorted(present[name], key=str.lower)
+        for value in values:
+            if value in present[name]:
+                continue
+            hint = _suggestion(value, existing)
+            raise NoMatchingDataError(
+                f"{name}={value!r} appears on no file of {where}"
+                + (f"; did you mean {hint!r}?" if hint else ".")
+                + f" Values of {name} there: {', '.join(existing) or 'none'}."
+            )
+
+
 def is_held_out_key(key: str) -> bool:
     """True for keys of a held-out session (the bucket refuses them).
 
@@ -301,6 +368,8 @@ class Plan:
         Initial held-out objects.
     n_matched : int
         Initial match count.
+    gated : list of ObjectInfo
+        Initial gated stimulus objects.
 
     Attributes
     ----------
@@ -311,6 +380,9 @@ class Plan:
     n_matched : int
         Subject data objects that matched the filters (excludes dataset-level
         keys, pinned keys and stimuli, and ROI masks when ``ses`` is given).
+    gated : list of ObjectInfo
+        Stimulus files behind the data-use agreement that ``include_stimuli``
+        adds (fetched by :func:`~laion_fmri.download.stimuli.download_stimuli`).
 
     Examples
     --------
@@ -323,6 +395,7 @@ class Plan:
     objects: list[ObjectInfo] = field(default_factory=list)
     held_out: list[ObjectInfo] = field(default_factory=list)
     n_matched: int = 0
+    gated: list[ObjectInfo] = field(default_factory=list)
 
     @property
     def keys(self) -> list[str]:
@@ -534,6 +607,7 @@ def dedupe(objects: Sequence[ObjectInfo]) -> list[ObjectInfo]:
 __all__ = [
     "Filters",
     "Plan",
+    "check_filter_values",
     "decide",
     "format_bytes",
     "is_held_out_key",

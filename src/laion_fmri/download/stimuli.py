@@ -31,7 +31,7 @@ from laion_fmri.download.transfer import fetch_objects
 from laion_fmri.errors import DownloadError
 from laion_fmri.remote import open_store
 
-__all__ = ["download_stimuli"]
+__all__ = ["check_stimulus_access", "download_stimuli"]
 
 
 def _has_size(root: Path, key: str, size: int) -> bool:
@@ -39,6 +39,45 @@ def _has_size(root: Path, key: str, size: int) -> bool:
         return layout.local_path(root, key).stat().st_size == size
     except FileNotFoundError:
         return False
+
+
+def check_stimulus_access(
+    data_dir: str | os.PathLike[str] | None = None,
+    interactive: bool | None = None,
+    server_url: str | None = None,
+) -> None:
+    """Make sure the raw stimulus images may be fetched, before any transfer starts.
+
+    Runs the same gate as :func:`download_stimuli` (the stored grant of the
+    access service, or the once-per-data-directory agreement for a sample /
+    local source) so a missing agreement fails before other files move.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike, optional
+        Target data directory (default: configured).
+    interactive : bool, optional
+        Allow prompting (default: stdin is a terminal).
+    server_url : str, optional
+        Access service base URL (default ``LAION_FMRI_ACCESS_URL`` or the public service).
+
+    Raises
+    ------
+    LicenseNotAcceptedError
+        The agreement was declined, or cannot be asked for without a terminal.
+
+    Examples
+    --------
+    >>> check_stimulus_access()  # doctest: +SKIP
+    """
+    root = Path(get_data_dir(data_dir))
+    if not uses_access_service(server_url):
+        ensure_local_terms(root, interactive=interactive)
+        return
+    client = AccessClient(server_url)
+    files = [f for f in client.manifest().files if f.key.startswith(layout.STIMULI_ROOT + "/")]
+    if any(not _has_size(root, f.key, f.size) for f in files):
+        ensure_grant(client.server_url, interactive=interactive)
 
 
 def download_stimuli(

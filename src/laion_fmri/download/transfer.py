@@ -66,6 +66,18 @@ _HASH_BLOCK = 8 * 1024 * 1024
 ChunkCallback = Callable[[str, int], None]
 
 
+class FileFailedWarning(UserWarning):
+    """One file could not be fetched (also listed in ``DownloadReport.failed``).
+
+    The command line silences it: it prints each failure once from the report.
+
+    Examples
+    --------
+    >>> issubclass(FileFailedWarning, UserWarning)
+    True
+    """
+
+
 @dataclass
 class DownloadReport:
     """Outcome of a download.
@@ -131,9 +143,11 @@ class DownloadReport:
         )
         if self.held_out:
             text += f"; {len(self.held_out)} held-out skipped"
-        if self.failed:
-            text += f"; {len(self.failed)} FAILED (see report.failed)"
-        return text + "."
+        if not self.failed:
+            return text + "."
+        lines = [f"{text}; {len(self.failed)} FAILED:"]
+        lines += [f"  FAILED {key}: {reason}" for key, reason in sorted(self.failed.items())]
+        return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- hashing
@@ -588,12 +602,14 @@ def _run(
             kind, n = outcome()
         except AccessDeniedError:
             report.failed[obj.key] = "access denied (HTTP 403)"
-            warnings.warn(f"Access denied for {job.store.url}/{obj.key}; skipping.",
-                          UserWarning, stacklevel=4)
+            where = getattr(job.store, "address", None)
+            address = where(obj.key) if callable(where) else f"{job.store.url}/{obj.key}"
+            warnings.warn(f"Access denied (HTTP 403) for {address}; skipping.",
+                          FileFailedWarning, stacklevel=4)
             return
         except (DataNotFoundError, DownloadError, UnsafeKeyError) as exc:
             report.failed[obj.key] = str(exc)
-            warnings.warn(str(exc), UserWarning, stacklevel=4)
+            warnings.warn(str(exc), FileFailedWarning, stacklevel=4)
             return
         finally:
             job.progress.file_done()
@@ -623,4 +639,11 @@ def _run(
     pool.shutdown(wait=True)
 
 
-__all__ = ["DownloadReport", "backoff_delay", "data_dir_lock", "fetch_objects", "file_digests"]
+__all__ = [
+    "DownloadReport",
+    "FileFailedWarning",
+    "backoff_delay",
+    "data_dir_lock",
+    "fetch_objects",
+    "file_digests",
+]
