@@ -23,18 +23,28 @@ Layout decisions (see ``docs/ARCHITECTURE.md``)
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from laion_fmri.errors import SessionNotFoundError, SubjectNotFoundError, UnsafeKeyError
+from laion_fmri.errors import UnsafeKeyError
+
+# The identifier vocabulary (subjects, sessions, models, descs) lives in
+# ``laion_fmri.vocab``; re-exported here for the callers that know it from layout.
+from laion_fmri.vocab import (  # noqa: F401
+    AVERAGES,
+    EMBEDDING_DIMS,
+    EMBEDDING_MODELS,
+    HELD_OUT_SESSIONS,
+    SUBJECT_NC_DESCS,
+    SUBJECTS,
+    is_held_out,
+    normalize_session,
+    normalize_subject,
+)
 
 # --------------------------------------------------------------------------- constants
 BUCKET = "laion-fmri"
 REGION = "us-west-2"
 
-SUBJECTS: tuple[str, ...] = ("sub-01", "sub-03", "sub-05", "sub-06", "sub-07")
-HELD_OUT_SESSIONS: tuple[str, ...] = ("ses-31", "ses-32", "ses-33", "ses-34")
-AVERAGES = "averages"
 
 TASK = "images"
 SPACE = "T1w"
@@ -52,10 +62,6 @@ ROI_ROOT = "derivatives/rois"
 SNAPSHOT_ROI_ROOT = "derivatives/atlases"
 STIMULI_ROOT = "stimuli"
 
-SUBJECT_NC_DESCS: tuple[str, ...] = ("Noiseceiling4rep", "Noiseceiling12rep", "NoiseceilingAllrep")
-
-EMBEDDING_MODELS: tuple[str, ...] = ("CLIP", "DINOv2", "PEcore", "SigLIP2")
-EMBEDDING_DIMS: dict[str, int] = {"CLIP": 1024, "DINOv2": 1024, "PEcore": 1024, "SigLIP2": 1152}
 
 STIMULI_IMAGES_KEY = f"{STIMULI_ROOT}/task-{TASK}_stimuli.h5"
 STIMULI_METADATA_KEY = f"{STIMULI_ROOT}/task-{TASK}_metadata.csv"
@@ -118,114 +124,6 @@ HEMIS: tuple[str, ...] = ("L", "R")
 
 # Local state under <data_dir>/.laion_fmri/
 STATE_DIRNAME = ".laion_fmri"
-
-# --------------------------------------------------------------------------- identifiers
-_SUB_RE = re.compile(r"^(?:sub-)?0*(\d{1,3})$")
-_SES_RE = re.compile(r"^(?:ses-)?0*(\d{1,3})$")
-
-
-def normalize_subject(subject: object, known: Iterable[str] = SUBJECTS) -> str:
-    """Return the canonical ``sub-XX`` id for ``"sub-03"``, ``"03"``, ``"3"`` or ``3``.
-
-    Parameters
-    ----------
-    subject : str or int
-        Subject label; an integer is the label number, not a position.
-    known : iterable of str
-        The valid subject ids.
-
-    Returns
-    -------
-    str
-
-    Raises
-    ------
-    SubjectNotFoundError
-        If the value is malformed or not one of ``known``.
-
-    Examples
-    --------
-    >>> normalize_subject(3)
-    'sub-03'
-    """
-    known = tuple(known)
-    text: str | None = None
-    if isinstance(subject, bool):
-        text = None
-    elif isinstance(subject, int):
-        text = str(subject)
-    elif isinstance(subject, str):
-        text = subject.strip()
-    match = _SUB_RE.match(text) if text is not None else None
-    candidate = f"sub-{int(match.group(1)):02d}" if match else None
-    if candidate is None or candidate not in known:
-        raise SubjectNotFoundError(
-            f"Unknown subject {subject!r}. Valid subjects: {', '.join(known)} "
-            "(also accepted as '03' or 3)."
-        )
-    return candidate
-
-
-def normalize_session(session: object) -> str:
-    """Return the canonical ``ses-NN`` id for ``"ses-01"``, ``"01"``, ``"1"`` or ``1``.
-
-    Only the form is checked, not whether the session exists.
-
-    Parameters
-    ----------
-    session : str or int
-        Session label; an integer is the session number.
-
-    Returns
-    -------
-    str
-        ``ses-`` followed by the number, zero-padded to two digits.
-
-    Raises
-    ------
-    SessionNotFoundError
-        If the value is not a session id.
-
-    Examples
-    --------
-    >>> normalize_session("1")
-    'ses-01'
-    >>> normalize_session(31)
-    'ses-31'
-    """
-    text = None
-    if isinstance(session, int) and not isinstance(session, bool):
-        text = str(session)
-    elif isinstance(session, str):
-        text = session.strip()
-    match = _SES_RE.match(text) if text is not None else None
-    if not match:
-        raise SessionNotFoundError(
-            f"Malformed session {session!r}; use 'ses-01', '01' or 1."
-        )
-    return f"ses-{int(match.group(1)):02d}"
-
-
-def is_held_out(session: str) -> bool:
-    """True for the sessions the bucket refuses (``ses-31`` .. ``ses-34``).
-
-    Parameters
-    ----------
-    session : str
-        Canonical session id (see :func:`normalize_session`).
-
-    Returns
-    -------
-    bool
-        Whether ``session`` is one of :data:`HELD_OUT_SESSIONS`.
-
-    Examples
-    --------
-    >>> is_held_out("ses-31"), is_held_out("ses-01")
-    (True, False)
-    """
-    return session in HELD_OUT_SESSIONS
-
 
 # --------------------------------------------------------------------------- GLMsingle keys
 def subject_glm_prefix(subject: str) -> str:

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from laion_fmri import layout
-from laion_fmri._voxels import voxel_selection
 from laion_fmri.errors import RoiNotFoundError, StimuliNotDownloadedError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -204,7 +203,7 @@ def plot_map(
     >>> fig = plot_map(sub, nc, title="NC 12rep (%)", out="nc.png")  # doctest: +SKIP
     """
     n_slices = _check_slices(n_slices)
-    sel = voxel_selection(sub, [], roi, mask)
+    sel = sub.voxel_selection(roi, mask)
     vol = back_project(sub, values, sel)
     finite = np.isfinite(vol)
     lo = float(np.nanmin(vol[finite])) if vmin is None and finite.any() else vmin

@@ -16,14 +16,14 @@ listing what exists and suggesting close matches.
 
 from __future__ import annotations
 
-import difflib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from laion_fmri import layout
 from laion_fmri.errors import RoiNotFoundError
+from laion_fmri.vocab import suggest
 
 ROI_FORMATS: tuple[str, ...] = ("volume", "func.gii", "label")
 _FORMAT_ALIASES = {"volume": "volume", "nii.gz": "volume", "nii": "volume",
@@ -97,32 +97,6 @@ def scan_rois(data_dir: str | os.PathLike[str], subject: str) -> RoiIndex:
     for name, (category, _) in volumes.items():
         categories.setdefault(category, []).append(name)
     return RoiIndex(volumes, dict(sorted(categories.items())))
-
-
-def suggest(word: str, options: Iterable[str]) -> str:
-    """`` Did you mean ...?`` text for close matches of ``word`` (empty if none).
-
-    Parameters
-    ----------
-    word : str
-        What the caller typed.
-    options : iterable of str
-        Valid names.
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> suggest("FFA2", ["FFA1", "PPA"])
-    " Did you mean 'FFA1'?"
-    """
-    close = difflib.get_close_matches(word, list(options), n=3, cutoff=0.6)
-    if not close:
-        lowered = {o.lower(): o for o in options}
-        close = [lowered[word.lower()]] if word.lower() in lowered else []
-    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
 def _not_found(item: object, index: RoiIndex, subject: str) -> RoiNotFoundError:

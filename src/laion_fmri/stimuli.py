@@ -23,7 +23,6 @@ Nothing is opened until first use. HDF5 handles are opened once per process
 
 from __future__ import annotations
 
-import difflib
 import io
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -39,6 +38,7 @@ from PIL import Image
 from laion_fmri import layout
 from laion_fmri.config import get_data_dir
 from laion_fmri.errors import CorruptFileError, StimuliNotDownloadedError, StimulusNotFoundError
+from laion_fmri.vocab import close_matches, normalize_model
 
 __all__ = [
     "Stimuli",
@@ -76,19 +76,8 @@ def _require(path: Path, what: str) -> Path:
     return path
 
 
-def _close_matches(value: str, valid: Sequence[str]) -> list[str]:
-    """Up to three close matches; long lists are narrowed first so an error stays fast."""
-    pool = [str(v) for v in valid]
-    if len(pool) > 500:
-        width = max(3, len(value) // 5)
-        pool = [v for v in pool if abs(len(v) - len(value)) <= width]
-        same_start = [v for v in pool if v[:8] == value[:8]]
-        pool = same_start if same_start else pool[:5000]
-    return difflib.get_close_matches(value, pool, n=3, cutoff=0.6)
-
-
 def _unknown(kind: str, value: object, valid: Sequence[str], list_all: bool = False) -> StimulusNotFoundError:
-    close = _close_matches(str(value), valid)
+    close = close_matches(value, valid)
     msg = f"Unknown {kind} {value!r}."
     if list_all:
         msg += f" Valid: {', '.join(map(str, valid))}."
@@ -629,10 +618,7 @@ class StimulusEmbeddings(_Namespace):
     def _canonical(self, model: str) -> str:
         if not isinstance(model, str):
             raise TypeError(f"The model must be a str, not {type(model).__name__}.")
-        for m in layout.EMBEDDING_MODELS:
-            if m.lower() == model.lower():
-                return m
-        raise _unknown("embedding model", model, layout.EMBEDDING_MODELS, list_all=True)
+        return normalize_model(model, StimulusNotFoundError)
 
     def _file(self, model: str) -> _ModelFile:
         model = self._canonical(model)

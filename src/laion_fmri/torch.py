@@ -21,15 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from laion_fmri import cache as _cache
-from laion_fmri import layout
-from laion_fmri._voxels import resolve_sessions, voxel_selection
-from laion_fmri.config import cache_enabled
 from laion_fmri.errors import MissingDependencyError
+from laion_fmri.vocab import EMBEDDING_MODELS, canonical_model, suggest
 
 if TYPE_CHECKING:  # pragma: no cover
+    from laion_fmri._types import SubjectLike
+    from laion_fmri.betas import SessionBetas
     from laion_fmri.stimuli import Stimuli
-    from laion_fmri.subject import Subject
 
 try:  # absolute import on purpose: this module's own name is ``torch``
     _torch: Any = importlib.import_module("torch")
@@ -55,18 +53,18 @@ def _canonical_features(features: object) -> tuple[list[str], list[tuple[str, st
     if features is None:
         features = ()
     want_image, models = [], []
-    known = {m.lower(): m for m in layout.EMBEDDING_MODELS}
     for name in features:  # type: ignore[union-attr]
         if not isinstance(name, str):
             raise ValueError(f"features must be strings, got {name!r}.")
+        model = canonical_model(name)
         if name.lower() == IMAGE:
             want_image = [IMAGE]
-        elif name.lower() in known:
-            models.append((name, known[name.lower()]))
+        elif model is not None:
+            models.append((name, model))
         else:
             raise ValueError(
-                f"Unknown feature {name!r}; choose 'image' and/or embedding models "
-                f"{', '.join(layout.EMBEDDING_MODELS)}."
+                f"Unknown feature {name!r}.{suggest(name, [IMAGE, *EMBEDDING_MODELS])} Choose "
+                f"'image' and/or embedding models {', '.join(EMBEDDING_MODELS)}."
             )
     return want_image, models
 
@@ -129,7 +127,8 @@ class SubjectDataset(_Base):  # type: ignore[misc, valid-type]
     Parameters
     ----------
     sub : Subject
-        A loaded subject (:func:`laion_fmri.load_subject`).
+        A loaded subject (:func:`laion_fmri.load_subject`), or anything with
+        the same ``select``/``metadata``/``betas_reader`` interface.
     session : str, int, list or "all"
         Sessions to include, in ``sub.metadata`` order (``"all"``: every
         session on disk).
@@ -137,7 +136,7 @@ class SubjectDataset(_Base):  # type: ignore[misc, valid-type]
         Voxel selection, as in :meth:`~laion_fmri.subject.Subject.get_betas`.
     nc_threshold : float, optional
         Keep voxels with a per-session noise ceiling ``>=`` this (percent);
-        only with a single session (see :func:`laion_fmri._voxels.voxel_selection`).
+        only with a single session (the voxel axis is shared by every item).
     features : sequence of str
         ``"image"`` and/or embedding model names (``"CLIP"``, ``"DINOv2"``,
         ``"PEcore"``, ``"SigLIP2"``, case-insensitive). Each becomes an item key
@@ -196,7 +195,7 @@ class SubjectDataset(_Base):  # type: ignore[misc, valid-type]
 
     def __init__(
         self,
-        sub: Subject,
+        sub: SubjectLike,
         session: object = "all",
         roi: object = None,
         mask: object = None,
@@ -214,10 +213,10 @@ class SubjectDataset(_Base):  # type: ignore[misc, valid-type]
         self._transform = transform
         self.subject_id: str = sub.subject_id
         self.data_dir = sub.data_dir
-        self.sessions = resolve_sessions(sub, session)
-        sel = voxel_selection(sub, self.sessions, roi, mask, nc_threshold)
-        self._cols: np.ndarray | None = None if sel is None else np.flatnonzero(sel)
-        self.n_voxels = sub.get_n_voxels() if self._cols is None else int(self._cols.size)
+        selection = sub.select(session, roi, mask, nc_threshold, one_voxel_set=True)
+        self.sessions = list(selection.sessions)
+        self._cols: np.ndarray | None = selection.columns()
+        self.n_voxels = selection.n_voxels
 
         meta = sub.metadata
         picked = meta[meta["session"].isin(self.sessions)]
@@ -233,10 +232,9 @@ class SubjectDataset(_Base):  # type: ignore[misc, valid-type]
         self._paths: dict[str, str] = {}
         self._arrays: dict[str, np.ndarray] = {}
         self._stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self.memory_mapped = cache_enabled()
-        digest = _cache.mask_hash(sub.get_brain_mask(), sub.grid_shape) if self.memory_mapped else ""
+        self.memory_mapped = True
         for s in self.sessions:
-            source = self._prepare_session(sub, s, sel, digest)
+            source = self._prepare_session(sub.betas_reader, s)
             if zscore:
                 self._stats[s] = _session_stats(source, None if self._arrays else self._cols)
             del source
@@ -245,27 +243,19 @@ class SubjectDataset(_Base):  # type: ignore[misc, valid-type]
         self._reset_handles()
 
     # ------------------------------------------------------------------ setup
-    def _prepare_session(
-        self, sub: Subject, session: str, sel: np.ndarray | None, digest: str
-    ) -> Any:
+    def _prepare_session(self, reader: SessionBetas, session: str) -> Any:
         """Make sure the session is cached; remember its path (or hold its array)."""
         if self.memory_mapped:
-            # Whole-brain call: decodes once and writes the cache if it is missing.
-            first = sub.get_betas(session)
-            del first
-            key = layout.betas_key(self.subject_id, session)
-            entry = _cache.entry_for(self.data_dir, self.subject_id, session)
-            source = layout.local_path(self.data_dir, key)
-            mapped = _cache.open_cached(entry, source, key, digest, mode="r")
-            if mapped is not None:
-                self._paths[session] = str(entry.data)
-                return mapped
-            # The cache could not be written (read-only data dir, disk full): hold arrays.
+            path = reader.cache_file(session)
+            if path is not None:
+                self._paths[session] = str(path)
+                return np.load(path, mmap_mode="r")
+            # Cache disabled, or it cannot be written (read-only data dir, disk full): hold arrays.
             self.memory_mapped = False
             for done in list(self._paths):
-                self._arrays[done] = sub.get_betas(done, mask=sel, cache=False)
+                self._arrays[done] = reader.read(done, self._cols, cache=False)
             self._paths.clear()
-        data = sub.get_betas(session, mask=sel)
+        data = reader.read(session, self._cols)
         self._arrays[session] = data
         return data
 

@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from laion_fmri._voxels import resolve_sessions, voxel_grid_indices, voxel_selection
 from laion_fmri.errors import MissingDependencyError
 
 if TYPE_CHECKING:  # pragma: no cover
     import xarray
 
-    from laion_fmri.subject import Subject
+    from laion_fmri._types import SubjectLike
 
 #: ``sub.metadata`` columns carried as ``trial`` coordinates (when present).
 TRIAL_COORDS: tuple[str, ...] = (
@@ -43,8 +42,17 @@ def _require_xarray() -> Any:
     return xarray
 
 
+def _grid_indices(
+    brain: np.ndarray, grid_shape: tuple[int, int, int], sel: np.ndarray | None
+) -> np.ndarray:
+    """``(n, 3)`` int64 grid indices ``(i, j, k)`` of the selected brain voxels."""
+    flat = np.flatnonzero(brain)
+    flat = flat if sel is None else flat[sel]
+    return np.column_stack(np.unravel_index(flat, grid_shape)).astype(np.int64)
+
+
 def to_xarray(
-    sub: Subject,
+    sub: SubjectLike,
     session: object = "all",
     roi: object = None,
     mask: object = None,
@@ -94,8 +102,9 @@ def to_xarray(
     xr = _require_xarray()
     import pandas as pd
 
-    sessions = resolve_sessions(sub, session)
-    sel = voxel_selection(sub, sessions, roi, mask, nc_threshold)
+    selection = sub.select(session, roi, mask, nc_threshold, one_voxel_set=True)
+    sessions = list(selection.sessions)
+    sel = selection.voxels_for()
     if lazy:
         data = sub.get_betas(sessions, mask=sel, lazy=True)
     else:
@@ -115,8 +124,8 @@ def to_xarray(
         if col in trials.columns:
             coords[col] = ("trial", trials[col].to_numpy())
 
-    voxel_ids = np.arange(sub.get_n_voxels()) if sel is None else np.flatnonzero(sel)
-    ijk = voxel_grid_indices(sub, sel)
+    voxel_ids = np.arange(selection.n_brain) if sel is None else np.flatnonzero(sel)
+    ijk = _grid_indices(sub.get_brain_mask(), sub.grid_shape, sel)
     xyz = ijk.astype(np.float64) @ sub.affine[:3, :3].T + sub.affine[:3, 3]
     coords["voxel"] = voxel_ids.astype(np.int64)
     for name, column in zip("xyz", xyz.T, strict=True):

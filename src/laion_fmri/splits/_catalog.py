@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Sequence
 
 from laion_fmri.errors import SplitError, SubjectNotFoundError
 from laion_fmri.layout import SUBJECTS, normalize_subject
+from laion_fmri.vocab import suggest
 
 SHARED_POOL = "shared"
 POOLS: tuple[str, ...] = (SHARED_POOL, *SUBJECTS)
@@ -52,10 +52,9 @@ def split_family(name: str) -> str:
 
 
 def _unknown(kind: str, value: object, valid: Sequence[str], hint: str = "") -> SplitError:
-    close = difflib.get_close_matches(str(value), [str(v) for v in valid], n=3, cutoff=0.6)
-    suggestion = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
     return SplitError(
-        f"Unknown {kind} {value!r}.{suggestion} Valid {kind}s: {', '.join(map(str, valid))}.{hint}"
+        f"Unknown {kind} {value!r}.{suggest(value, valid)} Valid {kind}s: "
+        f"{', '.join(map(str, valid))}.{hint}"
     )
 
 

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from laion_fmri.errors import CorruptFileError
-from laion_fmri.layout import normalize_session
 from laion_fmri.splits.api import get_split_masks
 
 if TYPE_CHECKING:  # pragma: no cover
-    from laion_fmri.subject import Subject
+    from laion_fmri._types import SubjectLike
 
 ALL_SESSIONS = "all"
 
@@ -42,7 +41,7 @@ def _session_trials(metadata: pd.DataFrame, session: str, n_rows: int) -> pd.Dat
 
 
 def subject_split(
-    sub: Subject,
+    sub: SubjectLike,
     name: str,
     pool: str | int | None = None,
     session: Any = ALL_SESSIONS,
@@ -93,21 +92,14 @@ def subject_split(
     >>> X_train, X_test, trials_train, trials_test = subject_split(sub, "tau")  # doctest: +SKIP
     """
     pool = sub.subject_id if pool is None else pool
-    if nc_threshold is not None:
-        from laion_fmri._voxels import resolve_sessions, voxel_selection
-
-        # Same rule as the torch/xarray adapters: one voxel set for all rows.
-        voxel_selection(sub, resolve_sessions(sub, session), roi, mask, nc_threshold)
+    # Same rule as the torch/xarray adapters: one voxel set for all rows.
+    selection = sub.select(session, roi, mask, nc_threshold, one_voxel_set=True)
     metadata = sub.metadata
-    betas = sub.get_betas(session=session, roi=roi, mask=mask, nc_threshold=nc_threshold)
-    if isinstance(betas, Mapping):
-        blocks = [
-            (betas[s], _session_trials(metadata, s, np.shape(betas[s])[0]))
-            for s in _session_order(metadata, betas)
-        ]
-    else:
-        ses = normalize_session(session)
-        blocks = [(betas, _session_trials(metadata, ses, np.shape(betas)[0]))]
+    betas = sub.get_betas(session=list(selection.sessions), mask=selection.voxels_for())
+    blocks = [
+        (betas[s], _session_trials(metadata, s, np.shape(betas[s])[0]))
+        for s in _session_order(metadata, betas)
+    ]
     trials = pd.concat([t for _, t in blocks]) if blocks else metadata.iloc[:0]
     train_mask, test_mask = get_split_masks(trials, name, pool, variant_id, ood_types)
     # Select per session so the full stacked matrix is never materialised.

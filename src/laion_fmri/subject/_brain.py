@@ -1,0 +1,143 @@
+"""Brain space of a subject: the voxel axis, grid maps on it, coordinates, NIfTI output.
+
+Voxel axis: the brain-mask voxels (``R2mean != 0``, or the snapshot
+``desc-meanR2gt15mask`` file when present) in C order of the ``(x, y, z)``
+grid. Every session of a subject shares it, so sessions concatenate along
+trials.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from laion_fmri import cache as _cache
+from laion_fmri import layout, nifti
+from laion_fmri.errors import CorruptFileError, DataNotDownloadedError
+from laion_fmri.subject._files import SubjectFiles
+from laion_fmri.vocab import DEFAULT_MASK_SOURCE
+
+
+@dataclass(frozen=True)
+class _Brain:
+    grid_shape: tuple[int, int, int]
+    affine: np.ndarray
+    flat: np.ndarray  # bool over the grid, C order
+    c_index: np.ndarray  # C-order flat indices of brain voxels
+    offsets: np.ndarray  # the same voxels as Fortran (disk) offsets
+    digest: str
+    mask_source: str = DEFAULT_MASK_SOURCE
+
+    @property
+    def n_voxels(self) -> int:
+        return int(self.c_index.size)
+
+    def index(self, voxels: np.ndarray | None) -> np.ndarray:
+        """C-order grid indices of the selected brain voxels (``None`` = all)."""
+        return self.c_index if voxels is None else self.c_index[voxels]
+
+
+def _mask_volume(files: SubjectFiles, mask_source: str) -> Path:
+    """The file the brain mask of ``mask_source`` is read from."""
+    subject = files.subject
+    snap = files.path(layout.snapshot_brain_mask_key(subject))
+    r2 = files.path(layout.r2mean_key(subject))
+    if snap.is_file():
+        return snap
+    if r2.is_file():
+        return r2
+    raise DataNotDownloadedError(
+        f"The brain mask of {subject} is missing: neither {r2.name} nor {snap.name} is in "
+        f"{r2.parent}. Download it with `{files.hint()}`."
+    )
+
+
+def load_brain(files: SubjectFiles, mask_source: str = DEFAULT_MASK_SOURCE) -> _Brain:
+    """Read the brain mask of a subject and index its voxels."""
+    data, affine = nifti.read_volume(_mask_volume(files, mask_source))
+    # NaN counts as outside the brain (a NaN R2 means no fit).
+    flat = np.nan_to_num(np.asarray(data, dtype=np.float64), nan=0.0).ravel() != 0
+    shape = tuple(int(s) for s in data.shape)
+    c_index = np.flatnonzero(flat)
+    return _Brain(
+        grid_shape=(shape[0], shape[1], shape[2]),
+        affine=affine,
+        flat=flat,
+        c_index=c_index,
+        offsets=nifti.gather_offsets(c_index, shape),
+        digest=_cache.mask_hash(flat, shape),
+        mask_source=mask_source,
+    )
+
+
+class BrainSpace:
+    """The brain of one subject, loaded on first use."""
+
+    def __init__(self, files: SubjectFiles, mask_source: str = DEFAULT_MASK_SOURCE) -> None:
+        self._files = files
+        self._mask_source = mask_source
+        self._brain: _Brain | None = None
+
+    def get(self) -> _Brain:
+        if self._brain is None:
+            self._brain = load_brain(self._files, self._mask_source)
+        return self._brain
+
+    def grid_map(self, path: Path) -> np.ndarray:
+        """A 3-D map restricted to brain voxels (flat, brain order)."""
+        brain = self.get()
+        data, _ = nifti.read_volume(path)
+        if tuple(data.shape) != brain.grid_shape:
+            raise CorruptFileError(
+                f"{path} has shape {tuple(data.shape)} but the beta grid of "
+                f"{self._files.subject} is {brain.grid_shape}; the file does not belong to this "
+                "subject's grid."
+            )
+        return np.asarray(data).ravel()[brain.c_index]
+
+    def grid_indices(self, voxels: np.ndarray | None) -> np.ndarray:
+        """``(n, 3)`` int64 grid indices ``(i, j, k)`` of the selected voxels."""
+        brain = self.get()
+        return np.column_stack(np.unravel_index(brain.index(voxels), brain.grid_shape)).astype(
+            np.int64
+        )
+
+    def coordinates(self, voxels: np.ndarray | None) -> np.ndarray:
+        """``(n, 3)`` scanner coordinates (mm) of the selected voxels."""
+        affine = self.get().affine
+        return self.grid_indices(voxels).astype(np.float64) @ affine[:3, :3].T + affine[:3, 3]
+
+    def to_nifti(
+        self, values: np.ndarray, path: str | os.PathLike[str], voxels: np.ndarray | None
+    ) -> Path:
+        """Write per-voxel values onto the grid as float32 NIfTI (0 elsewhere)."""
+        import nibabel as nib
+
+        brain = self.get()
+        index = brain.index(voxels)
+        arr = np.asarray(values, dtype=np.float32)
+        if arr.ndim not in (1, 2) or arr.shape[-1] != index.size:
+            raise ValueError(
+                f"Values length mismatch: got shape {arr.shape}, expected ({index.size},) or "
+                f"(k, {index.size}) for this selection."
+            )
+        rows = arr.reshape(-1, index.size)
+        vol = np.zeros((rows.shape[0], int(np.prod(brain.grid_shape))), dtype=np.float32)
+        vol[:, index] = rows
+        data = vol.reshape((rows.shape[0], *brain.grid_shape))
+        data = data[0] if arr.ndim == 1 else np.moveaxis(data, 0, -1)
+        out = Path(path)
+        if not out.name.endswith((".nii", ".nii.gz")):
+            raise ValueError(f"to_nifti writes a .nii or .nii.gz file, not {out.name!r}.")
+        if not out.parent.is_dir():
+            raise FileNotFoundError(f"The folder {out.parent} does not exist; create it first.")
+        img = nib.Nifti1Image(data, brain.affine)
+        img.header.set_xyzt_units("mm")
+        nib.save(img, str(out))
+        return out
+
+
+__all__ = ["BrainSpace", "load_brain"]

@@ -1,0 +1,139 @@
+"""The package's structure: no import cycle, a small Subject, adapters that depend one way.
+
+Imports are read from the source (every ``import`` statement, at module level,
+inside functions and under ``TYPE_CHECKING`` alike), so a cycle hidden in a
+method or a type annotation still counts.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = SRC / "laion_fmri"
+# Owned by the sample generator's maintainers (sample/spec.py imports sample/_design.py
+# inside methods and vice versa); listed here so any *new* cycle still fails.
+KNOWN_CYCLES: set[frozenset[str]] = {
+    frozenset({"laion_fmri.sample._design", "laion_fmri.sample.spec"}),
+}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def _owner(name: str) -> str | None:
+    """The package module an imported dotted name lives in."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def imports_of(module: str) -> set[str]:
+    """Package modules ``module`` imports anywhere in its source."""
+    path = MODULES[module]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out.update(filter(None, (_owner(a.name) for a in node.names)))
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                pkg = module if path.name == "__init__.py" else module.rpartition(".")[0]
+                for _ in range(node.level - 1):
+                    pkg = pkg.rpartition(".")[0]
+                base = f"{pkg}.{base}" if base else pkg
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                owner = full if full in MODULES else _owner(base)
+                if owner:
+                    out.add(owner)
+    # Importing a sub-module runs its parents' __init__, not the other way round.
+    return {o for o in out if o != module and not module.startswith(o + ".")}
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[set[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = set()
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.add(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(comp)
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return found
+
+
+GRAPH = {m: imports_of(m) for m in MODULES}
+
+
+def test_cycle_finder_finds_a_cycle() -> None:
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_import_reader_sees_method_and_type_only_imports() -> None:
+    # Subject's thin wrappers import the adapters inside methods / for types only.
+    assert {"laion_fmri.torch", "laion_fmri.xr", "laion_fmri.alignment"} <= GRAPH[
+        "laion_fmri.subject._subject"
+    ]
+
+
+def test_no_import_cycle() -> None:
+    cycles = [sorted(c) for c in import_cycles(GRAPH) if frozenset(c) not in KNOWN_CYCLES]
+    assert not cycles, f"import cycles: {cycles}"
+
+
+@pytest.mark.parametrize(
+    "adapter", ["laion_fmri.torch", "laion_fmri.xr", "laion_fmri.splits.subject"]
+)
+def test_adapters_do_not_import_the_subject_front_door(adapter: str) -> None:
+    assert not {m for m in GRAPH[adapter] if m in ("laion_fmri.subject", "laion_fmri.subject._subject")}
+
+
+def test_torch_reads_betas_only_through_the_reader() -> None:
+    assert not GRAPH["laion_fmri.torch"] & {"laion_fmri.cache", "laion_fmri.layout", "laion_fmri.nifti"}
+
+
+def test_betas_reader_does_not_know_subjects() -> None:
+    assert not {m for m in GRAPH["laion_fmri.betas"] if m.startswith("laion_fmri.subject")}
+
+
+def test_subject_front_door_is_small() -> None:
+    from laion_fmri.subject import Subject
+
+    lines, _ = inspect.getsourcelines(Subject)
+    assert len(lines) < 400, f"Subject is {len(lines)} lines"
