@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from laion_fmri import layout
+from laion_fmri.agreements import Agreement
 from laion_fmri.errors import (
     AccessDeniedError,
     AccessNotFoundError,
@@ -55,6 +56,7 @@ from laion_fmri.remote import DEFAULT_CHUNK_SIZE, ObjectInfo
 __all__ = [
     "ACCEPT_PROMPT",
     "DEFAULT_ACCESS_URL",
+    "STIMULUS_AGREEMENT",
     "STIMULUS_TERMS",
     "AccessClient",
     "AccessDetails",
@@ -637,14 +639,19 @@ def _interactive(interactive: bool | None) -> bool:
         return False
 
 
+STIMULUS_AGREEMENT = Agreement(
+    title="stimulus data-use agreement",
+    text=terms_text,
+    marker="stimulus_terms",
+    how=f"No images were downloaded; accept it with `{REQUEST_ACCESS_HINT}` in a terminal.",
+    prompt=ACCEPT_PROMPT,
+)
+
+
 def _ask_acceptance(input_fn: InputFn, out: Callable[[str], None], text: str) -> None:
-    out(text)
-    answer = input_fn(ACCEPT_PROMPT)
-    if answer.strip() != ACCEPT_WORDS:
-        raise LicenseNotAcceptedError(
-            f"The stimulus data-use agreement was not accepted (type exactly {ACCEPT_WORDS}). "
-            "No images were downloaded."
-        )
+    if text:
+        out(text)
+    STIMULUS_AGREEMENT.ask(input_fn, out, show=False)
 
 
 def prompt_details(
@@ -798,10 +805,7 @@ def record_local_agreement(data_dir: str | os.PathLike[str]) -> Path:
     --------
     >>> record_local_agreement("/data/laion_fmri")  # doctest: +SKIP
     """
-    marker = layout.stimulus_terms_marker(data_dir)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(datetime.now(UTC).isoformat(timespec="seconds") + "\n", encoding="utf-8")
-    return marker
+    return STIMULUS_AGREEMENT.record(data_dir)
 
 
 def ensure_local_terms(
@@ -832,16 +836,7 @@ def ensure_local_terms(
     --------
     >>> ensure_local_terms("/data/laion_fmri")  # doctest: +SKIP
     """
-    marker = layout.stimulus_terms_marker(data_dir)
-    if marker.is_file():
-        return
-    if not _interactive(interactive):
-        raise LicenseNotAcceptedError(
-            "Raw stimulus images need the data-use agreement. Run "
-            f"`{REQUEST_ACCESS_HINT}` in a terminal once to accept it for {data_dir}."
-        )
-    _ask_acceptance(input_fn, out, terms_text())
-    record_local_agreement(data_dir)
+    STIMULUS_AGREEMENT.ensure(data_dir, _interactive(interactive), input_fn, out)
 
 
 # --------------------------------------------------------------------------- presigned store

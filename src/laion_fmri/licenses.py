@@ -15,21 +15,18 @@ Ways to accept:
 A run without a terminal and without a recorded acceptance fails at once
 with :class:`~laion_fmri.errors.LicenseNotAcceptedError` naming the command;
 it never waits on ``input()``. (The stimulus images have their own
-data-use agreement, handled by :mod:`laion_fmri.access`.)
+data-use agreement, handled by :mod:`laion_fmri.access`; both use the one
+flow of :class:`laion_fmri.agreements.Agreement`.)
 """
 
 from __future__ import annotations
 
 import os
-import sys
-import time
 from pathlib import Path
 
-from laion_fmri import layout
-from laion_fmri.errors import LicenseNotAcceptedError
+from laion_fmri.agreements import AGREE, Agreement
 
 ENV_ACCEPT_LICENSE = "LAION_FMRI_ACCEPT_LICENSE"
-AGREE = "I AGREE"
 CC0_URL = "https://creativecommons.org/publicdomain/zero/1.0/"
 
 DATASET_LICENSE_TEXT = f"""\
@@ -48,7 +45,18 @@ agreement (see `laion-fmri download-stimuli`).
 Please cite the LAION-fMRI dataset when you use it.
 """
 
-PROMPT = f'Type "{AGREE}" to accept and continue with the download: '
+DATASET_LICENSE = Agreement(
+    title="LAION-fMRI dataset license (CC0 1.0)",
+    text=lambda: DATASET_LICENSE_TEXT,
+    marker="license",
+    env_var=ENV_ACCEPT_LICENSE,
+    how=(
+        "Run `laion-fmri accept-license` once (or set "
+        f"{ENV_ACCEPT_LICENSE}=1 for scripted runs), then retry."
+    ),
+    prompt=f'Type "{AGREE}" to accept and continue with the download: ',
+)
+PROMPT = DATASET_LICENSE.prompt
 
 
 def dataset_license_accepted(data_dir: str | os.PathLike[str]) -> bool:
@@ -68,7 +76,7 @@ def dataset_license_accepted(data_dir: str | os.PathLike[str]) -> bool:
     >>> dataset_license_accepted("/nonexistent")
     False
     """
-    return layout.license_marker(data_dir).is_file()
+    return DATASET_LICENSE.accepted(data_dir)
 
 
 def accept_dataset_license(data_dir: str | os.PathLike[str]) -> Path:
@@ -87,15 +95,7 @@ def accept_dataset_license(data_dir: str | os.PathLike[str]) -> Path:
     --------
     >>> accept_dataset_license("/tmp/laion_data")  # doctest: +SKIP
     """
-    marker = layout.license_marker(data_dir)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(f"accepted CC0 1.0 notice at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n",
-                      encoding="utf-8")
-    return marker
-
-
-def _env_accepts() -> bool:
-    return os.environ.get(ENV_ACCEPT_LICENSE, "").strip().lower() in ("1", "true", "yes")
+    return DATASET_LICENSE.record(data_dir)
 
 
 def ensure_dataset_license(
@@ -111,47 +111,20 @@ def ensure_dataset_license(
         Force (``True``) or forbid (``False``) the prompt; by default it is
         shown only when stdin is a terminal.
 
-    Raises
-    ------
-    LicenseNotAcceptedError
-        When not accepted (non-interactive without marker, or another answer).
-
     Examples
     --------
     >>> ensure_dataset_license("/tmp/laion_data", interactive=False)  # doctest: +SKIP
     """
-    if dataset_license_accepted(data_dir):
-        return
-    if _env_accepts():
-        accept_dataset_license(data_dir)
-        return
-    how = (
-        "Run `laion-fmri accept-license` once (or set "
-        f"{ENV_ACCEPT_LICENSE}=1 for scripted runs), then retry."
-    )
-    if interactive is None:
-        interactive = bool(sys.stdin and sys.stdin.isatty())
-    if not interactive:
-        raise LicenseNotAcceptedError(
-            f"The LAION-fMRI dataset license (CC0 1.0) has not been accepted for {data_dir}. "
-            + how
-        )
-    print(DATASET_LICENSE_TEXT)
-    try:
-        reply = input(PROMPT)
-    except EOFError:
-        reply = ""
-    if reply.strip() != AGREE:
-        raise LicenseNotAcceptedError(
-            f"The dataset license must be accepted before downloading (you typed "
-            f"{reply.strip()[:40]!r}, not {AGREE!r}). " + how
-        )
-    accept_dataset_license(data_dir)
+    DATASET_LICENSE.ensure(data_dir, interactive)
 
 
 __all__ = [
+    "AGREE",
+    "CC0_URL",
+    "DATASET_LICENSE",
     "DATASET_LICENSE_TEXT",
     "ENV_ACCEPT_LICENSE",
+    "PROMPT",
     "accept_dataset_license",
     "dataset_license_accepted",
     "ensure_dataset_license",

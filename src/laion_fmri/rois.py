@@ -248,13 +248,12 @@ def surface_path(
     >>> surface_path("/d", "sub-03", "face", "FFA1", "L", "label").name
     'sub-03_hemi-L_space-fsnative_label-FFA1_mask.label'
     """
-    key = (layout.roi_surface_key if fmt == "func.gii" else layout.roi_label_key)(
-        subject, category, label, hemi
-    )
+    kind = "roi_surface" if fmt == "func.gii" else "roi_label"
+    key = layout.key(kind, subject=subject, category=category, label=label, hemi=hemi)
     path = Path(data_dir) / layout.local_relpath(key)
     if not path.is_file() and path.parent.is_dir():
         # A tree copied straight from the bucket keeps hyphenated labels (FFA-1).
-        for other in path.parent.glob(f"{subject}_hemi-{hemi}_space-fsnative_label-*_mask.{fmt}"):
+        for other in path.parent.glob(layout.pattern(kind, subject=subject, hemi=hemi)):
             if layout.bidsify(other.name) == path.name:
                 return other
     return path

@@ -35,11 +35,10 @@ class NoiseCeilings:
         if not base.is_dir():
             return []
         found = set()
-        for p in base.iterdir():
-            entities = layout.parse_entities(p.name)
-            desc = entities.get("desc", "")
-            if desc.startswith("Noiseceiling") and "ses" not in entities:
-                found.add(desc)
+        for p in base.glob(layout.pattern("subject_nc", subject=self._files.subject)):
+            parsed = layout.parse(p.relative_to(self._files.root).as_posix())
+            if parsed and parsed[0] == "subject_nc" and parsed[1]["desc"].startswith("Noiseceiling"):
+                found.add(parsed[1]["desc"])
         return sorted(found)
 
     def desc(self, desc: str) -> np.ndarray:
