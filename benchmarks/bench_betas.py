@@ -202,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(variant(args.variant, Path(args.data))))
         return 0
 
-    from laion_fmri import cache, layout
+    from laion_fmri import _cache as cache
+    from laion_fmri import layout
     from laion_fmri.sample import ensure_sample_dataset
 
     work = Path(args.workdir)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from laion_fmri._compat import MOVED
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "laion_fmri"
 # Owned by the sample generator's maintainers (sample/spec.py imports sample/_design.py
@@ -118,14 +120,14 @@ def test_no_import_cycle() -> None:
 
 
 @pytest.mark.parametrize(
-    "adapter", ["laion_fmri.torch", "laion_fmri.xr", "laion_fmri.splits.subject"]
+    "adapter", ["laion_fmri.torch", "laion_fmri.xr", "laion_fmri.splits._subject"]
 )
 def test_adapters_do_not_import_the_subject_front_door(adapter: str) -> None:
     assert not {m for m in GRAPH[adapter] if m in ("laion_fmri.subject", "laion_fmri.subject._subject")}
 
 
 def test_torch_reads_betas_only_through_the_reader() -> None:
-    assert not GRAPH["laion_fmri.torch"] & {"laion_fmri.cache", "laion_fmri.layout", "laion_fmri.nifti"}
+    assert not GRAPH["laion_fmri.torch"] & {"laion_fmri._cache", "laion_fmri.layout", "laion_fmri._nifti"}
 
 
 def test_betas_reader_does_not_know_subjects() -> None:
@@ -137,3 +139,61 @@ def test_subject_front_door_is_small() -> None:
 
     lines, _ = inspect.getsourcelines(Subject)
     assert len(lines) < 400, f"Subject is {len(lines)} lines"
+
+
+# Modules over 600 lines that belong to other work in progress (the download
+# engine and stores, the stimulus hub); any other module must stay under.
+LARGE_MODULES_PENDING_SPLIT = {
+    "laion_fmri.access",
+    "laion_fmri.download.api",
+    "laion_fmri.download.plan",
+    "laion_fmri.download.transfer",
+    "laion_fmri.remote",
+    "laion_fmri.stimuli",
+}
+
+
+def test_no_module_over_600_lines() -> None:
+    sizes = {m: len(p.read_text(encoding="utf-8").splitlines()) for m, p in MODULES.items()}
+    large = {m: n for m, n in sizes.items() if n > 600 and m not in LARGE_MODULES_PENDING_SPLIT}
+    assert not large, f"modules over 600 lines: {large}"
+
+
+def test_every_module_declares_its_public_names() -> None:
+    missing = [
+        m for m, p in MODULES.items()
+        if not m.startswith("laion_fmri.sample")  # the sample generator's own convention
+        and "__all__" not in {
+            t.id for node in ast.parse(p.read_text(encoding="utf-8")).body
+            if isinstance(node, (ast.Assign, ast.AnnAssign))
+            for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            if isinstance(t, ast.Name)
+        }
+    ]
+    assert not missing, f"modules without __all__: {missing}"
+
+
+def test_type_checkers_see_every_lazy_top_level_name() -> None:
+    import laion_fmri
+
+    tree = ast.parse(MODULES["laion_fmri"].read_text(encoding="utf-8"))
+    blocks = [n for n in tree.body if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test)]
+    seen = {a.asname or a.name for b in blocks for n in ast.walk(b) if isinstance(n, ast.ImportFrom)
+            for a in n.names}
+    assert set(laion_fmri._LAZY) <= seen, sorted(set(laion_fmri._LAZY) - seen)
+    assert set(laion_fmri.__all__) == {"__version__", *laion_fmri._LAZY}
+    for name in laion_fmri._LAZY:
+        assert getattr(laion_fmri, name) is not None
+
+
+@pytest.mark.parametrize(("old", "new"), sorted(MOVED.items()))
+def test_moved_modules_still_import_with_a_warning(old: str, new: str) -> None:
+    import importlib
+    import sys
+
+    sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match=new.replace(".", r"\.")):
+        module = importlib.import_module(old)
+    assert module is importlib.import_module(new)
+    assert module.__spec__.name == new  # the real module keeps its own identity
+    assert old not in {m for m in MODULES}  # no file at the old path

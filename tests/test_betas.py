@@ -9,7 +9,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from laion_fmri import cache, layout
+from laion_fmri import _cache as cache
+from laion_fmri import layout
 from laion_fmri.betas import SessionBetas, cache_action
 from laion_fmri.errors import DataNotDownloadedError
 from laion_fmri.subject import Selection, load_subject

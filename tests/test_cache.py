@@ -10,7 +10,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from laion_fmri import cache, layout
+from laion_fmri import _cache as cache
+from laion_fmri import layout
 from laion_fmri.cli import main
 from laion_fmri.errors import CorruptFileError
 from laion_fmri.sample import spec_for
@@ -186,8 +187,8 @@ def test_unwritable_cache_falls_back_to_filtered_decoding(downloaded, monkeypatc
     """A cache that cannot be written warns once, then ROI loads gather only their voxels."""
     import warnings
 
-    from laion_fmri import cache as cache_mod
-    from laion_fmri import nifti
+    from laion_fmri import _cache as cache_mod
+    from laion_fmri import _nifti as nifti
     from laion_fmri.subject import load_subject
 
     sub = load_subject("sub-03")

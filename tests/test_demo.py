@@ -29,7 +29,7 @@ def test_demo_runs_end_to_end(tmp_path: Path, sample_root: Path, monkeypatch, ca
 
 def test_demo_recovers_planted_signal(tmp_path: Path, sample_root: Path, monkeypatch) -> None:
     from laion_fmri import sample
-    from laion_fmri.demo import run_demo
+    from laion_fmri._demo import run_demo
 
     monkeypatch.setattr(sample, "ensure_sample_dataset", lambda scale="tiny", seed=0: sample_root)
     results = run_demo(tmp_path / "demo", echo=lambda line: None)

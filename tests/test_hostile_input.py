@@ -302,7 +302,7 @@ def test_crafted_files_never_allocate_gigabytes(crafted, tmp_path, request):  # 
         import resource, sys
         from pathlib import Path
         resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
-        from laion_fmri import nifti
+        from laion_fmri import _nifti as nifti
         from laion_fmri.errors import CorruptFileError
         for path in sorted(Path(sys.argv[1]).iterdir()):
             try:

@@ -10,7 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from laion_fmri import nifti
+from laion_fmri import _nifti as nifti
 from laion_fmri.errors import CorruptFileError
 
 SHAPE = (7, 6, 5, 9)

@@ -9,7 +9,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from laion_fmri import layout, rois
+from laion_fmri import _rois as rois
+from laion_fmri import layout
 from laion_fmri.errors import RoiNotFoundError
 from laion_fmri.sample import spec_for
 from laion_fmri.subject import load_subject

@@ -195,7 +195,7 @@ def test_product_description_split_example(shared_downloaded: Path, monkeypatch)
 
 def test_betas_and_trial_table_disagreement_is_reported() -> None:
     from laion_fmri.errors import CorruptFileError
-    from laion_fmri.splits.subject import _session_order, _session_trials
+    from laion_fmri.splits._subject import _session_order, _session_trials
 
     metadata = pd.DataFrame({"session": ["ses-02", "ses-02", "ses-01"], "label": ["a", "b", "c"]})
     assert _session_order(metadata, {"ses-01": None, "ses-02": None}) == ["ses-02", "ses-01"]

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from laion_fmri import layout, nifti
+from laion_fmri import _nifti as nifti
+from laion_fmri import layout
 from laion_fmri.errors import (
     CorruptFileError,
     DataNotDownloadedError,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from laion_fmri import _compat
+
 __version__ = "0.2.0"
 
 # Heavy modules load on first use so `import laion_fmri` and the CLI stay fast.
@@ -27,9 +29,21 @@ _LAZY = {
     "request_stimulus_access": ("laion_fmri.access", "request_stimulus_access"),
 }
 
-if TYPE_CHECKING:  # pragma: no cover
-    from laion_fmri.stimuli import Stimuli, load_stimuli  # noqa: F401
-    from laion_fmri.subject import Subject, load_subject  # noqa: F401
+if TYPE_CHECKING:  # pragma: no cover - so IDEs and type checkers see every lazy name
+    from laion_fmri.access import request_stimulus_access
+    from laion_fmri.download import (
+        download_captions,
+        download_embeddings,
+        download_segmentations,
+        download_stimuli,
+    )
+    from laion_fmri.group import load_subjects
+    from laion_fmri.sample import make_sample_dataset
+    from laion_fmri.stimuli import Stimuli, load_stimuli
+    from laion_fmri.subject import Subject, load_subject
+
+# Old public names of modules that became private still import (with a warning).
+_compat.install()
 
 
 def __getattr__(name: str) -> Any:
@@ -45,4 +59,17 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [  # noqa: RUF022 - the version first, then the lazy names in _LAZY's order
+    "__version__",
+    "load_subject",
+    "Subject",
+    "load_subjects",
+    "load_stimuli",
+    "Stimuli",
+    "download_stimuli",
+    "download_embeddings",
+    "download_segmentations",
+    "download_captions",
+    "make_sample_dataset",
+    "request_stimulus_access",
+]

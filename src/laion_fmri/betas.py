@@ -6,8 +6,8 @@ the cache, or gathers only the requested voxels while decoding is decided by
 the small pure function :func:`cache_action`. ``Subject.get_betas``, the torch
 dataset, the xarray and dask paths and ``Group`` all read through it.
 
-Betas are decoded by the streaming reader (:mod:`laion_fmri.nifti`) and kept
-in the masked float32 cache (:mod:`laion_fmri.cache`).
+Betas are decoded by the streaming reader (``laion_fmri._nifti``) and kept
+in the masked float32 cache (``laion_fmri._cache``).
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from laion_fmri import cache as _cache
-from laion_fmri import layout, nifti
+from laion_fmri import _cache, _nifti, layout
 from laion_fmri.config import cache_enabled
 from laion_fmri.errors import CorruptFileError, DataNotDownloadedError
 from laion_fmri.vocab import DEFAULT_MASK_SOURCE, download_hint
@@ -151,7 +150,7 @@ class SessionBetas:
         -------
         int
         """
-        return nifti.read_header(self.path(session)).n_volumes
+        return _nifti.read_header(self.path(session)).n_volumes
 
     def entry(self, session: str) -> _cache.CacheEntry:
         """The cache entry of a session for this reader's mask source.
@@ -163,7 +162,7 @@ class SessionBetas:
 
         Returns
         -------
-        laion_fmri.cache.CacheEntry
+        laion_fmri._cache.CacheEntry
         """
         entry = _cache.entry_for(self._root, self._subject, session)
         if self.mask_source == DEFAULT_MASK_SOURCE:
@@ -212,7 +211,7 @@ class SessionBetas:
         action = cache_action(use_cache, mapped is not None, self._writable)
         if mapped is not None:
             return np.asarray(mapped) if cols is None else np.ascontiguousarray(mapped[:, cols])
-        header = nifti.read_header(path)
+        header = _nifti.read_header(path)
         if header.grid_shape != axis.grid_shape:
             raise CorruptFileError(
                 f"{path} has grid {header.grid_shape} but the brain mask of {self._subject} "
@@ -220,9 +219,9 @@ class SessionBetas:
             )
         if action == "gather":
             offsets = axis.offsets if cols is None else axis.offsets[cols]
-            return nifti.read_masked(path, offsets, header=header)
+            return _nifti.read_masked(path, offsets, header=header)
         stamp = _cache.source_stamp(path)
-        full = nifti.read_masked(path, axis.offsets, header=header)
+        full = _nifti.read_masked(path, axis.offsets, header=header)
         self._write(session, full, path, stamp)
         return full if cols is None else np.ascontiguousarray(full[:, cols])
 

@@ -7,6 +7,9 @@ working, and each message says what to do next.
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 
 class LaionFMRIError(Exception):
     """Base class of every error raised on purpose by ``laion_fmri``."""
@@ -141,6 +144,37 @@ class MissingDependencyError(LaionFMRIError, ImportError):
         )
         self.package = package
         self.extra = extra
+
+    @classmethod
+    def require(cls, package: str, extra: str) -> Any:
+        """Import ``package``, or raise this error naming the extra that installs it.
+
+        Parameters
+        ----------
+        package : str
+            Import name, e.g. ``"dask.array"``.
+        extra : str
+            The ``laion-fmri[extra]`` that installs it.
+
+        Returns
+        -------
+        module
+            The imported module.
+
+        Raises
+        ------
+        MissingDependencyError
+            The package cannot be imported.
+
+        Examples
+        --------
+        >>> MissingDependencyError.require("json", "core").__name__
+        'json'
+        """
+        try:
+            return importlib.import_module(package)
+        except ImportError as exc:
+            raise cls(package.split(".")[0], extra) from exc
 
 
 class SplitError(LaionFMRIError, ValueError):

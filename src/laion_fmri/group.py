@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from laion_fmri import layout
+from laion_fmri._docs import fill_doc
 from laion_fmri.config import get_data_dir
 from laion_fmri.errors import DataNotDownloadedError
 from laion_fmri.subject import Subject, load_subject
@@ -116,6 +117,7 @@ def downloaded_subjects(data_dir: str | os.PathLike[str]) -> list[str]:
     return [s for s in layout.SUBJECTS if (root / layout.subject_glm_prefix(s)).is_dir()]
 
 
+@fill_doc
 def load_subjects(
     subjects: str | Sequence[object], data_dir: str | os.PathLike[str] | None = None
 ) -> Group:
@@ -126,8 +128,7 @@ def load_subjects(
     subjects : "all" or list
         ``"all"`` = every subject on disk; otherwise ids as accepted by
         :func:`laion_fmri.subject.load_subject`.
-    data_dir : str or os.PathLike, optional
-        Defaults to the configured data directory.
+    %(data_dir)s
 
     Returns
     -------

@@ -126,7 +126,7 @@ def back_project(sub: Subject, values: np.ndarray, sel: np.ndarray | None) -> np
 
 def _background(sub: Subject) -> np.ndarray:
     """Mean R2 map for anatomy-like context; the brain mask when R2mean is absent."""
-    from laion_fmri import nifti
+    from laion_fmri import _nifti as nifti
 
     brain = sub.get_brain_mask().reshape(sub.grid_shape).astype(np.float64)
     path = layout.local_path(sub.data_dir, layout.r2mean_key(sub.subject_id))

@@ -1,7 +1,7 @@
 """PyTorch adapter: a map-style ``Dataset`` over one subject's trials.
 
 Items come straight from the memory-mapped betas cache
-(:mod:`laion_fmri.cache`), so memory stays proportional to the batch, not to
+(:mod:`laion_fmri.betas`), so memory stays proportional to the batch, not to
 the number of trials. The dataset holds only cheap state (trial and voxel
 index arrays, per-session z-score statistics); every process (the main one
 and each ``DataLoader`` worker) opens its own memory maps and stimulus HDF5
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from laion_fmri._docs import fill_doc
 from laion_fmri.errors import MissingDependencyError
 from laion_fmri.vocab import EMBEDDING_MODELS, canonical_model, suggest
 
@@ -121,6 +122,7 @@ def _session_stats(rows: Any, cols: np.ndarray | None) -> tuple[np.ndarray, np.n
     return mean, scale
 
 
+@fill_doc
 class SubjectDataset(_Base):  # type: ignore[misc, valid-type]
     """One item per trial: betas, image, embeddings, label, session, global trial index.
 
@@ -129,14 +131,9 @@ class SubjectDataset(_Base):  # type: ignore[misc, valid-type]
     sub : Subject
         A loaded subject (:func:`laion_fmri.load_subject`), or anything with
         the same ``select``/``metadata``/``betas_reader`` interface.
-    session : str, int, list or "all"
-        Sessions to include, in ``sub.metadata`` order (``"all"``: every
-        session on disk).
-    roi, mask : optional
-        Voxel selection, as in :meth:`~laion_fmri.subject.Subject.get_betas`.
-    nc_threshold : float, optional
-        Keep voxels with a per-session noise ceiling ``>=`` this (percent);
-        only with a single session (the voxel axis is shared by every item).
+    %(session)s
+    %(roi_mask)s
+    %(nc_threshold_one)s
     features : sequence of str
         ``"image"`` and/or embedding model names (``"CLIP"``, ``"DINOv2"``,
         ``"PEcore"``, ``"SigLIP2"``, case-insensitive). Each becomes an item key

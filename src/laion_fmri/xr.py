@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from laion_fmri._docs import fill_doc
 from laion_fmri.errors import MissingDependencyError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,14 +35,6 @@ TRIAL_COORDS: tuple[str, ...] = (
 )
 
 
-def _require_xarray() -> Any:
-    try:
-        import xarray
-    except ImportError as exc:
-        raise MissingDependencyError("xarray", "xarray") from exc
-    return xarray
-
-
 def _grid_indices(
     brain: np.ndarray, grid_shape: tuple[int, int, int], sel: np.ndarray | None
 ) -> np.ndarray:
@@ -51,6 +44,7 @@ def _grid_indices(
     return np.column_stack(np.unravel_index(flat, grid_shape)).astype(np.int64)
 
 
+@fill_doc
 def to_xarray(
     sub: SubjectLike,
     session: object = "all",
@@ -65,13 +59,10 @@ def to_xarray(
     ----------
     sub : Subject
         A loaded subject.
-    session : str, int, list or "all"
-        Sessions, stacked in the order given (``"all"``: every session on disk).
-    roi, mask : optional
-        Voxel selection, as in :meth:`~laion_fmri.subject.Subject.get_betas`.
-    nc_threshold : float, optional
-        Per-session noise-ceiling threshold (percent); one session only, since
-        the voxel axis must be shared.
+    %(session)s
+        Sessions are stacked in the order given.
+    %(roi_mask)s
+    %(nc_threshold_one)s
     lazy : bool
         Back the array with dask (one chunk per session) instead of loading it.
 
@@ -99,7 +90,7 @@ def to_xarray(
     >>> name = "shared_12rep_LAION_cluster_1003_i0.jpg"
     >>> da.sel(trial=da.image_name == name).mean("trial")  # doctest: +SKIP
     """
-    xr = _require_xarray()
+    xr = MissingDependencyError.require("xarray", "xarray")
     import pandas as pd
 
     selection = sub.select(session, roi, mask, nc_threshold, one_voxel_set=True)

@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 
 from faults.helpers import BETAS_KEY, SES, SUB, accept_license, assert_mirror
-from laion_fmri import cache as _cache
-from laion_fmri import layout
+from laion_fmri import _cache, layout
 from laion_fmri.cli import main
 from laion_fmri.download import download
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from laion_fmri import cache, layout
+from laion_fmri import _cache as cache
+from laion_fmri import layout
 from laion_fmri.config import get_data_dir
 
 
@@ -56,3 +57,9 @@ def run(args: argparse.Namespace) -> int:
     total = sum(e.size for e in entries)
     print(f"  {len(entries)} session(s), {_human(total)} in total.")
     return 1 if bad else 0
+
+
+__all__ = [
+    "register",
+    "run",
+]

@@ -33,3 +33,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name:13s} {value if value is not None else '(not set)'}  [{origin}]")
         print(f"config file   {config.config_path()}")
     return 0
+
+
+__all__ = [
+    "register",
+    "run",
+]

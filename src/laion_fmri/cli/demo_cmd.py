@@ -19,7 +19,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from laion_fmri.demo import run_demo
+    from laion_fmri._demo import run_demo
 
     run_demo(args.out, scale=args.scale)
     return 0
+
+
+__all__ = [
+    "register",
+    "run",
+]

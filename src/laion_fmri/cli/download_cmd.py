@@ -132,3 +132,12 @@ def run_public(args: argparse.Namespace) -> int:
         else:
             report = api.download_captions(**kw)
     return 1 if report.failed else 0
+
+
+__all__ = [
+    "register",
+    "run_accept",
+    "run_download",
+    "run_public",
+    "run_verify",
+]

@@ -27,3 +27,9 @@ def run(args: argparse.Namespace) -> int:
     for category in discovery.get_categories(sub):
         print(f"  {category}: {', '.join(discovery.get_rois(sub, category=category))}")
     return 0
+
+
+__all__ = [
+    "register",
+    "run",
+]

@@ -69,3 +69,10 @@ def run(args: argparse.Namespace) -> int:
         plotting.plot_trial(sub, args.trial, roi=args.roi, out=args.out)
     print(f"Saved {args.out}")
     return 0
+
+
+__all__ = [
+    "DEFAULT_NC_DESC",
+    "register",
+    "run",
+]

@@ -43,3 +43,9 @@ def run(args: argparse.Namespace) -> int:
           f"trials per session ({spec.subjects[0]}) {counts}")
     print(f"  {size / 1e6:.1f} MB in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+__all__ = [
+    "register",
+    "run",
+]

@@ -46,3 +46,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"n_train   {len(train)}")
     print(f"n_test    {len(test)}")
     return 0
+
+
+__all__ = [
+    "register",
+    "run",
+]

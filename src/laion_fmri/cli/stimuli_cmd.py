@@ -76,3 +76,12 @@ def run_logout(args: argparse.Namespace) -> int:
     removed = access.clear_grant()
     print(f"Removed {access.auth_path()}." if removed else "No stored request id.")
     return 0
+
+
+__all__ = [
+    "register",
+    "run_download",
+    "run_login",
+    "run_logout",
+    "run_request_access",
+]

@@ -140,3 +140,13 @@ def subject_of(key: str) -> str | None:
     """
     value = parse_entities(key).get("sub")
     return f"sub-{value}" if value is not None else None
+
+
+__all__ = [
+    "DATATYPES",
+    "ENTITIES",
+    "dataset_of_label",
+    "parse_entities",
+    "session_of",
+    "subject_of",
+]

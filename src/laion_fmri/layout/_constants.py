@@ -84,3 +84,36 @@ HEMIS: tuple[str, ...] = ("L", "R")
 
 # Local state under <data_dir>/.laion_fmri/
 STATE_DIRNAME = ".laion_fmri"
+
+
+__all__ = [
+    "BUCKET",
+    "CAPTIONS_KEY",
+    "CAPTION_COLUMNS",
+    "DATASET_LEVEL_KEYS",
+    "GATED_STIMULUS_KEYS",
+    "GLM_ROOT",
+    "H5_EMBEDDING",
+    "H5_IMAGES",
+    "H5_IMAGE_IDS",
+    "H5_MASKS",
+    "H5_VALID",
+    "HEMIS",
+    "REGION",
+    "RES",
+    "ROI_CATEGORIES",
+    "ROI_ROOT",
+    "SEGMENTATIONS_KEY",
+    "SEGMENTATIONS_METADATA_KEY",
+    "SEGMENTATION_COLUMNS",
+    "SNAPSHOT_ROI_CATEGORY",
+    "SNAPSHOT_ROI_ROOT",
+    "SPACE",
+    "STATE_DIRNAME",
+    "STIMULI_IMAGES_KEY",
+    "STIMULI_METADATA_KEY",
+    "STIMULI_ROOT",
+    "STIMULUS_METADATA_COLUMNS",
+    "TASK",
+    "TRIAL_COLUMNS",
+]

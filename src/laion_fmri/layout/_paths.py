@@ -296,3 +296,23 @@ def partial_state_path(final: Path) -> Path:
     'x.nii.gz.part.json'
     """
     return final.with_name(final.name + ".part.json")
+
+
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "MAX_NAME_LENGTH",
+    "STATE_FILES",
+    "bidsify",
+    "cache_dir",
+    "check_key",
+    "license_marker",
+    "local_path",
+    "local_relpath",
+    "lock_path",
+    "manifest_path",
+    "partial_path",
+    "partial_state_path",
+    "state_dir",
+    "state_path",
+    "stimulus_terms_marker",
+]

@@ -16,7 +16,7 @@ True
 
 from __future__ import annotations
 
-from laion_fmri.splits.api import (
+from laion_fmri.splits._api import (
     get_split_masks,
     get_train_test_ids,
     label_positions,
@@ -27,8 +27,8 @@ from laion_fmri.splits.api import (
     load_split,
     trial_labels,
 )
-from laion_fmri.splits.model import Split, SplitVariant
-from laion_fmri.splits.subject import subject_split
+from laion_fmri.splits._model import Split, SplitVariant
+from laion_fmri.splits._subject import subject_split
 
 __all__ = [
     "Split",

@@ -228,3 +228,16 @@ def bundled() -> Bundle:
     """The bundled splits shipped in ``laion_fmri/splits/data`` (decoded once)."""
     folder = resources.files("laion_fmri.splits") / "data"
     return decode((folder / NPZ_NAME).read_bytes(), (folder / JSON_NAME).read_text("utf-8"))
+
+
+__all__ = [
+    "FORMAT_VERSION",
+    "HEADER_KEYS",
+    "JSON_NAME",
+    "NPZ_NAME",
+    "Bundle",
+    "PoolTable",
+    "bundled",
+    "decode",
+    "encode",
+]

@@ -144,3 +144,18 @@ def normalize_ood_types(
             f"`ood_types` selects no OOD type; pass None for all or some of: {', '.join(valid)}."
         )
     return tuple(dict.fromkeys(selected))
+
+
+__all__ = [
+    "FAMILIES",
+    "OOD_SPLIT",
+    "OOD_TYPE_RE",
+    "POOLS",
+    "SHARED_POOL",
+    "SPLIT_NAMES",
+    "check_name",
+    "normalize_ood_types",
+    "normalize_pool",
+    "ood_type",
+    "split_family",
+]

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from laion_fmri import cache as _cache
-from laion_fmri import layout, nifti
+from laion_fmri import _cache, _nifti, layout
 from laion_fmri.errors import CorruptFileError, DataNotDownloadedError
 from laion_fmri.subject._files import SubjectFiles
 from laion_fmri.vocab import DEFAULT_MASK_SOURCE
@@ -57,7 +56,7 @@ def _mask_volume(files: SubjectFiles, mask_source: str) -> Path:
 
 def load_brain(files: SubjectFiles, mask_source: str = DEFAULT_MASK_SOURCE) -> _Brain:
     """Read the brain mask of a subject and index its voxels."""
-    data, affine = nifti.read_volume(_mask_volume(files, mask_source))
+    data, affine = _nifti.read_volume(_mask_volume(files, mask_source))
     # NaN counts as outside the brain (a NaN R2 means no fit).
     flat = np.nan_to_num(np.asarray(data, dtype=np.float64), nan=0.0).ravel() != 0
     shape = tuple(int(s) for s in data.shape)
@@ -67,7 +66,7 @@ def load_brain(files: SubjectFiles, mask_source: str = DEFAULT_MASK_SOURCE) -> _
         affine=affine,
         flat=flat,
         c_index=c_index,
-        offsets=nifti.gather_offsets(c_index, shape),
+        offsets=_nifti.gather_offsets(c_index, shape),
         digest=_cache.mask_hash(flat, shape),
         mask_source=mask_source,
     )
@@ -89,7 +88,7 @@ class BrainSpace:
     def grid_map(self, path: Path) -> np.ndarray:
         """A 3-D map restricted to brain voxels (flat, brain order)."""
         brain = self.get()
-        data, _ = nifti.read_volume(path)
+        data, _ = _nifti.read_volume(path)
         if tuple(data.shape) != brain.grid_shape:
             raise CorruptFileError(
                 f"{path} has shape {tuple(data.shape)} but the beta grid of "

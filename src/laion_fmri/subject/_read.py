@@ -112,11 +112,7 @@ def _token(cols: np.ndarray | None, stimuli: str | None, mask_source: str) -> st
 
 def require_dask() -> Any:
     """``dask.array``, or :class:`MissingDependencyError` naming the extra."""
-    try:
-        import dask.array as da
-    except ImportError as exc:
-        raise MissingDependencyError("dask", "dask") from exc
-    return da
+    return MissingDependencyError.require("dask.array", "dask")
 
 
 def stack_lazily(

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from laion_fmri import rois
+from laion_fmri import _rois as rois
 from laion_fmri.errors import DataNotDownloadedError, RoiNotFoundError
 from laion_fmri.subject._brain import BrainSpace
 from laion_fmri.subject._files import SubjectFiles

@@ -423,7 +423,7 @@ class Subject:
         tuple
             What :func:`laion_fmri.splits.subject_split` returns.
         """
-        from laion_fmri.splits.subject import subject_split
+        from laion_fmri.splits._subject import subject_split
 
         return subject_split(self, name, *args, **kwargs)
 
@@ -460,6 +460,7 @@ class Subject:
         return to_xarray(self, **kwargs)
 
 
+@fill_doc
 def load_subject(subject: object, data_dir: str | os.PathLike[str] | None = None) -> Subject:
     """Open a downloaded subject.
 
@@ -467,8 +468,7 @@ def load_subject(subject: object, data_dir: str | os.PathLike[str] | None = None
     ----------
     subject : str or int
         ``"sub-03"``, ``"03"`` or ``3``.
-    data_dir : str or os.PathLike, optional
-        Defaults to the configured data directory.
+    %(data_dir)s
 
     Returns
     -------

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from laion_fmri import layout, nifti
+from laion_fmri import _nifti, layout
 from laion_fmri.errors import CorruptFileError
 from laion_fmri.subject._files import SubjectFiles, file_stamp
 
@@ -84,7 +84,7 @@ class Trials:
         if not path.is_file():
             return None
         return self._files.cached(
-            "n_volumes", path, lambda p: nifti.read_header(p, check_size=False).n_volumes
+            "n_volumes", path, lambda p: _nifti.read_header(p, check_size=False).n_volumes
         )
 
     def check_rows(self, session: str, n_rows: int, n_volumes: int) -> None:

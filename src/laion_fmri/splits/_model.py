@@ -84,3 +84,9 @@ class Split:
     def split_family(self) -> str:
         """``random``, ``cluster_k5``, ``tau``, ``ood`` or ``other``."""
         return split_family(self.name)
+
+
+__all__ = [
+    "Split",
+    "SplitVariant",
+]

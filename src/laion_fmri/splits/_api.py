@@ -17,7 +17,7 @@ from laion_fmri.splits._catalog import (
     normalize_pool,
     ood_type,
 )
-from laion_fmri.splits.model import Split, SplitVariant
+from laion_fmri.splits._model import Split, SplitVariant
 
 LABEL_COLUMNS: tuple[str, ...] = ("label", "image_name")
 
@@ -382,3 +382,17 @@ def get_split_masks(
     test_lookup[test] = True
     positions = label_positions(labels)
     return train_lookup[positions], test_lookup[positions]
+
+
+__all__ = [
+    "LABEL_COLUMNS",
+    "get_split_masks",
+    "get_train_test_ids",
+    "label_positions",
+    "list_ood_types",
+    "list_pools",
+    "list_splits",
+    "load_all_splits",
+    "load_split",
+    "trial_labels",
+]

@@ -246,3 +246,8 @@ def run_demo(out: str | os.PathLike[str] = "demo-output", scale: str = "tiny",
     results["figures"] = [nc_png, rois_png, trial_png]
     _section("done")
     return results
+
+
+__all__ = [
+    "run_demo",
+]

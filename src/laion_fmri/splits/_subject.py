@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from laion_fmri._docs import fill_doc
 from laion_fmri.errors import CorruptFileError
-from laion_fmri.splits.api import get_split_masks
+from laion_fmri.splits._api import get_split_masks
 
 if TYPE_CHECKING:  # pragma: no cover
     from laion_fmri._types import SubjectLike
@@ -40,6 +41,7 @@ def _session_trials(metadata: pd.DataFrame, session: str, n_rows: int) -> pd.Dat
     return trials
 
 
+@fill_doc
 def subject_split(
     sub: SubjectLike,
     name: str,
@@ -62,10 +64,9 @@ def subject_split(
     pool : str or int, optional
         Split pool; ``None`` uses the subject's own pool (``sub.subject_id``).
         ``"shared"`` restricts both sides to shared images.
-    session : str, int or list, default "all"
-        Passed to ``sub.get_betas``.
-    roi, mask, nc_threshold
-        Voxel selection, passed to ``sub.get_betas``.
+    %(session)s
+    %(roi_mask)s
+    %(nc_threshold_one)s
     variant_id : int
         Split variant (only ``0`` is published).
     ood_types : str or iterable of str, optional
@@ -117,3 +118,9 @@ def subject_split(
         trials[train_mask],
         trials[test_mask],
     )
+
+
+__all__ = [
+    "ALL_SESSIONS",
+    "subject_split",
+]
