@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from laion_fmri.betas import SessionBetas
     from laion_fmri.subject._selection import Selection
 
+#: One session: ``"ses-01"``, ``"01"`` or ``1``.
+OneSession: TypeAlias = "str | int | np.integer"
 #: A ``session=`` argument: one session, a list of them, or ``"all"``.
 SessionArg: TypeAlias = "str | int | Sequence[str | int]"
 #: A ``roi=`` argument: a name, category, ``"all"`` or a list of them.
@@ -62,4 +64,4 @@ class SubjectLike(Protocol):
     def get_brain_mask(self) -> np.ndarray: ...
 
 
-__all__ = ["PathArg", "RoiArg", "SessionArg", "SubjectLike"]
+__all__ = ["OneSession", "PathArg", "RoiArg", "SessionArg", "SubjectLike"]

@@ -22,7 +22,8 @@ from PIL import Image
 
 from laion_fmri.errors import SessionNotFoundError, StimulusNotFoundError
 from laion_fmri.layout import normalize_session
-from laion_fmri.stimuli import Stimuli, _decode_rows, load_stimuli
+from laion_fmri.stimuli import Stimuli, load_stimuli
+from laion_fmri.vocab import normalize_model
 
 __all__ = ["SubjectCaptions", "SubjectEmbeddings", "SubjectImages", "SubjectSegmentations"]
 
@@ -92,7 +93,7 @@ class _Alignment:
         return self._image_rows
 
     def embedding_rows(self, model: str) -> np.ndarray:
-        model = self.hub.embeddings._canonical(model)
+        model = normalize_model(model, StimulusNotFoundError)
         rows = self._emb_rows.get(model)
         if rows is None:
             rows = self._join(self.hub.embeddings._file(model).ids(), f"the {model} embedding file")
@@ -239,7 +240,7 @@ class SubjectImages(_SubjectNamespace):
         """
         rows = self._a.trials(trials) if trials is not None else self._a.session_rows(session)
         positions = self._a.image_rows()[rows]
-        return _decode_rows(self._a.hub.images._dataset(), positions, size, n_threads)
+        return self._a.hub.images.array(positions, size, n_threads)
 
 
 class SubjectEmbeddings(_SubjectNamespace):

@@ -238,6 +238,8 @@ def normalize_model(model: object, error: type[Exception] = ValueError) -> str:
 
     Raises
     ------
+    TypeError
+        ``model`` is not a string.
     Exception
         ``error`` for an unknown model (suggests close names).
 
@@ -246,6 +248,8 @@ def normalize_model(model: object, error: type[Exception] = ValueError) -> str:
     >>> normalize_model("siglip2")
     'SigLIP2'
     """
+    if not isinstance(model, str):
+        raise TypeError(f"The model must be a str, not {type(model).__name__}.")
     found = canonical_model(model)
     if found is None:
         raise error(

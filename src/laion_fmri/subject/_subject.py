@@ -18,6 +18,7 @@ import numpy as np
 
 from laion_fmri import layout
 from laion_fmri._docs import fill_doc
+from laion_fmri._types import OneSession, PathArg, RoiArg
 from laion_fmri.betas import SessionBetas
 from laion_fmri.config import get_data_dir
 from laion_fmri.errors import DataNotDownloadedError
@@ -44,8 +45,6 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from laion_fmri.torch import SubjectDataset
 
-OneSession = str | int | np.integer
-RoiArg = str | Sequence[str] | None
 
 
 def _namespace(cls_name: str, doc: str) -> Any:
@@ -182,7 +181,7 @@ class Subject:
         """
         return self._brain.coordinates(self.voxel_selection(roi, mask))
 
-    def to_nifti(self, values: np.ndarray, path: str | os.PathLike[str], roi: RoiArg = None,
+    def to_nifti(self, values: np.ndarray, path: PathArg, roi: RoiArg = None,
                  mask: np.ndarray | None = None) -> Path:
         """Write per-voxel values back onto the grid as a float32 NIfTI (0 elsewhere).
 
