@@ -259,6 +259,26 @@ def normalize_model(model: object, error: type[Exception] = ValueError) -> str:
     return found
 
 
+def normalize_roi_label(label: str) -> str:
+    """The package's spelling of an ROI label: the bucket's, hyphens removed (BIDS-valid).
+
+    Parameters
+    ----------
+    label : str
+        A label as the bucket spells it, e.g. ``"FFA-1"``.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> normalize_roi_label("FFA-1")
+    'FFA1'
+    """
+    return label.replace("-", "")
+
+
 def download_hint(subject: str, session: str | None = None) -> str:
     """The download call that fetches a subject's (or one session's) files.
 
@@ -329,6 +349,7 @@ __all__ = [
     "is_held_out",
     "normalize_mask_source",
     "normalize_model",
+    "normalize_roi_label",
     "normalize_session",
     "normalize_subject",
     "suggest",

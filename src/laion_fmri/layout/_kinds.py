@@ -22,7 +22,7 @@ from laion_fmri.layout._constants import (
     STIMULI_ROOT,
     TASK,
 )
-from laion_fmri.vocab import EMBEDDING_MODELS, suggest
+from laion_fmri.vocab import EMBEDDING_MODELS, normalize_roi_label, suggest
 
 _F = TypeVar("_F", bound=Callable[..., object])
 
@@ -394,7 +394,7 @@ def parse_roi_volume_key(key: str) -> tuple[str, str, str] | None:
         return None
     kind, e = found
     category = e["category"] if kind == "roi_volume" else SNAPSHOT_ROI_CATEGORY
-    return e["subject"], category, e["label"].replace("-", "")
+    return e["subject"], category, normalize_roi_label(e["label"])
 
 
 def sidecar_key(key: str) -> str:

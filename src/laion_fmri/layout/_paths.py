@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from laion_fmri.errors import UnsafeKeyError
 from laion_fmri.layout._constants import STATE_DIRNAME
+from laion_fmri.vocab import normalize_roi_label
 
 _F = TypeVar("_F", bound=Callable[..., object])
 
@@ -40,7 +41,7 @@ def bidsify(key: str) -> str:
     'x/sub-03_space-T1w_res-1pt8_label-pSTSfaces_mask.nii.gz'
     """
     head, sep, name = key.rpartition("/")
-    name = _LABEL_TOKEN_RE.sub(lambda m: m.group(1).replace("-", ""), name)
+    name = _LABEL_TOKEN_RE.sub(lambda m: normalize_roi_label(m.group(1)), name)
     return head + sep + name
 
 
