@@ -76,6 +76,8 @@ def test_selection_is_decided_once_and_frozen(shared_downloaded: Path) -> None:
     assert not per.shared
     with pytest.raises(ValueError, match="one session, or a common mask"):
         per.voxels_for()
+    with pytest.raises(TypeError):
+        per.per_session["ses-01"] = per.voxels_for("ses-02")  # type: ignore[index]
     for s in per.sessions:
         nc = sub.get_noise_ceiling(session=s)
         np.testing.assert_array_equal(per.voxels_for(s), nc >= 20)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -71,6 +72,8 @@ class Selection:
     per_session: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # Frozen all the way down: read-only arrays in a read-only mapping.
+        object.__setattr__(self, "per_session", MappingProxyType(dict(self.per_session)))
         for arr in (self.voxels, *self.per_session.values()):
             if arr is not None:
                 arr.setflags(write=False)
