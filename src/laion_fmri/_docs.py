@@ -48,6 +48,12 @@ mask_source : str, optional
     "selection_errors": """\
 SessionNotFoundError, RoiNotFoundError, DataNotDownloadedError
     Unknown session/ROI, or data not on disk.""",
+    "trial": """\
+i : int
+    Global trial index (row of ``sub.metadata``).""",
+    "out_png": """\
+out : str or os.PathLike, optional
+    Also save the figure as PNG here.""",
     "roi_query": """\
 query : str or list of str
     ROI name (``"FFA1"``), category (``"face"``), ``"all"``, or a list (union).""",

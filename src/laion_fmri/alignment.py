@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from laion_fmri._docs import fill_doc
 from laion_fmri.errors import SessionNotFoundError, StimulusNotFoundError
 from laion_fmri.layout import normalize_session
 from laion_fmri.stimuli import Stimuli, load_stimuli
@@ -165,6 +166,7 @@ class _SubjectNamespace:
         return {"_sub": self._sub, "_state": None}
 
 
+@fill_doc
 class SubjectImages(_SubjectNamespace):
     """Stimulus images by global trial index (``sub.images``).
 
@@ -190,8 +192,7 @@ class SubjectImages(_SubjectNamespace):
 
         Parameters
         ----------
-        i : int
-            Global trial index (row of ``sub.metadata``).
+        %(trial)s
 
         Returns
         -------
@@ -243,6 +244,7 @@ class SubjectImages(_SubjectNamespace):
         return self._a.hub.images.array(positions, size, n_threads)
 
 
+@fill_doc
 class SubjectEmbeddings(_SubjectNamespace):
     """Image embeddings by global trial index (``sub.embeddings``).
 
@@ -321,6 +323,7 @@ class SubjectEmbeddings(_SubjectNamespace):
         return self._a.hub.embeddings._take(model, self._a.embedding_rows(model)[rows], dtype)
 
 
+@fill_doc
 class SubjectCaptions(_SubjectNamespace):
     """Captions of the image shown on a trial (``sub.captions``).
 
@@ -340,8 +343,7 @@ class SubjectCaptions(_SubjectNamespace):
 
         Parameters
         ----------
-        i : int
-            Global trial index (row of ``sub.metadata``).
+        %(trial)s
 
         Returns
         -------
@@ -354,8 +356,7 @@ class SubjectCaptions(_SubjectNamespace):
 
         Parameters
         ----------
-        i : int
-            Global trial index (row of ``sub.metadata``).
+        %(trial)s
         limit : int, optional
             Return at most this many.
 
@@ -370,8 +371,7 @@ class SubjectCaptions(_SubjectNamespace):
 
         Parameters
         ----------
-        i : int
-            Global trial index (row of ``sub.metadata``).
+        %(trial)s
 
         Returns
         -------
@@ -380,6 +380,7 @@ class SubjectCaptions(_SubjectNamespace):
         return self._a.hub.captions.ai(self.image_name(i))
 
 
+@fill_doc
 class SubjectSegmentations(_SubjectNamespace):
     """Object masks of the image shown on a trial (``sub.segmentations``).
 
@@ -399,8 +400,7 @@ class SubjectSegmentations(_SubjectNamespace):
 
         Parameters
         ----------
-        i : int
-            Global trial index (row of ``sub.metadata``).
+        %(trial)s
 
         Returns
         -------
@@ -413,8 +413,7 @@ class SubjectSegmentations(_SubjectNamespace):
 
         Parameters
         ----------
-        i : int
-            Global trial index (row of ``sub.metadata``).
+        %(trial)s
         localized_only : bool
             Keep only localised masks (``localized == 1``).
 
@@ -429,8 +428,7 @@ class SubjectSegmentations(_SubjectNamespace):
 
         Parameters
         ----------
-        i : int
-            Global trial index (row of ``sub.metadata``).
+        %(trial)s
 
         Returns
         -------
@@ -444,8 +442,7 @@ class SubjectSegmentations(_SubjectNamespace):
 
         Parameters
         ----------
-        i : int
-            Global trial index (row of ``sub.metadata``).
+        %(trial)s
         noun : str
             Noun, as listed by :meth:`nouns`.
         instance : int

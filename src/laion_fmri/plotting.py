@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from laion_fmri import layout
+from laion_fmri._docs import fill_doc
 from laion_fmri.errors import RoiNotFoundError, StimuliNotDownloadedError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -148,6 +149,7 @@ def _grid(fig: Figure, n: int, right: float) -> list[Any]:
     return list(axes.ravel()[:n])
 
 
+@fill_doc
 def plot_map(
     sub: Subject,
     values: np.ndarray,
@@ -183,8 +185,7 @@ def plot_map(
     outline : str or list of str, optional
         ROI query (name, category, ``"all"`` or a list) drawn as a white
         contour over the map, e.g. ``outline="face"``.
-    out : str or os.PathLike, optional
-        Also save the figure as PNG here.
+    %(out_png)s
 
     Returns
     -------
@@ -244,6 +245,7 @@ def plot_map(
     return fig
 
 
+@fill_doc
 def plot_rois(
     sub: Subject,
     category: str | None = None,
@@ -260,8 +262,7 @@ def plot_rois(
         Only this category's ROIs (e.g. ``"face"``); default all ROIs on disk.
     n_slices : int
         Number of axial planes (evenly spaced over planes with ROI voxels).
-    out : str or os.PathLike, optional
-        Also save the figure as PNG here.
+    %(out_png)s
 
     Returns
     -------
@@ -336,6 +337,7 @@ def _trial_row(sub: Subject, i: object) -> Any:
     return meta.iloc[int(i)]
 
 
+@fill_doc
 def plot_trial(
     sub: Subject,
     i: int,
@@ -353,8 +355,7 @@ def plot_trial(
     roi : str or list of str, optional
         ROI query (name, category, ``"all"`` or list); every ROI it names gets
         one strip of voxel betas with its mean. Default: the whole brain mask.
-    out : str or os.PathLike, optional
-        Also save the figure as PNG here.
+    %(out_png)s
 
     Returns
     -------
