@@ -15,21 +15,23 @@ from laion_fmri.splits._catalog import ood_type
 
 _REFERENCE = next(
     (
-        p / "splits"
+        p
         for p in (Path(__file__).resolve().parents[2] / "shared" / "reference",
                   Path("/work/shared/reference"))
-        if (p / "splits").is_dir()
+        if (p / "splits").is_dir() and (p / "splits-later").is_dir()
     ),
     None,
 )
 
 
-def _expected_ids(name: str, pool: str) -> tuple[set[str], set[str]]:
+def _expected_ids(name: str, pool: str, version: str) -> tuple[set[str], set[str]]:
     """The published lists when the reference files are around, else the bundled ones."""
     if _REFERENCE is not None:
-        doc = json.loads(gzip.decompress((_REFERENCE / pool / f"{name}.json.gz").read_bytes()))
+        folder = "splits-later" if version == "gen3" and name.startswith("random_") else "splits"
+        path = _REFERENCE / folder / pool / f"{name}.json.gz"
+        doc = json.loads(gzip.decompress(path.read_bytes()))
         return set(doc["variants"][0]["train_ids"]), set(doc["variants"][0]["test_ids"])
-    train, test = splits.get_train_test_ids(name, pool)
+    train, test = splits.get_train_test_ids(name, pool, version=version)
     return set(train), set(test)
 
 
@@ -49,7 +51,10 @@ def sample_trials(sample_root: Path) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def test_every_split_on_the_sample_trial_tables(sample_trials: dict[str, pd.DataFrame]) -> None:
+@pytest.mark.parametrize("version", ["gen3", "gen1"])
+def test_every_split_on_the_sample_trial_tables(
+    sample_trials: dict[str, pd.DataFrame], version: str
+) -> None:
     checked = 0
     for subject, trials in sample_trials.items():
         labels = trials["label"].to_numpy()
@@ -57,11 +62,11 @@ def test_every_split_on_the_sample_trial_tables(sample_trials: dict[str, pd.Data
         is_ood = np.array([ood_type(x) is not None for x in labels])
         for pool in ("shared", subject):
             for name in splits.list_splits():
-                train_mask, test_mask = splits.get_split_masks(trials, name, pool)
+                train_mask, test_mask = splits.get_split_masks(trials, name, pool, version=version)
                 assert not (train_mask & test_mask).any()
                 train_images, test_images = set(labels[train_mask]), set(labels[test_mask])
                 assert not train_images & test_images
-                published_train, published_test = _expected_ids(name, pool)
+                published_train, published_test = _expected_ids(name, pool, version)
                 # Counts equal the published n_train / n_test restricted to images present.
                 assert train_images == published_train & present
                 assert test_images == published_test & present

@@ -14,7 +14,7 @@ import numpy as np
 from laion_fmri.errors import ConfigError
 
 #: Bump when the generated tree changes, so cached samples are rebuilt.
-SPEC_VERSION = 1
+SPEC_VERSION = 2
 
 SCALES: tuple[str, ...] = ("tiny", "small", "full-grid")
 
