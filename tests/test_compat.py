@@ -245,3 +245,37 @@ def test_standalone_segmentations(sample_root: Path) -> None:
     hub = laion_fmri.load_stimuli(sample_root).segmentations
     assert seg.images() == hub.images() and len(seg) == len(hub)
     assert seg.nouns(SPEC.doc_image) == hub.nouns(SPEC.doc_image)
+
+
+# --------------------------------------------------------------------------- localizer paths
+def test_localizer_paths_name_the_sample_files(sample_root: Path) -> None:
+    from laion_fmri import derivatives
+
+    assert derivatives.VOLUME_RESOLUTIONS == ("1pt8", "1pt5")
+    assert "floc" in derivatives.LOCALIZER_TASKS and "MotionLoc" in derivatives.LOCALIZER_TASKS
+    ses = SPEC.localizer_session
+    found = {p for p in (sample_root / "derivatives" / "localizers").rglob("*") if p.is_file()}
+    paths = set()
+    for sub in SPEC.subjects:
+        for entry in SPEC.localizer_maps():
+            space = str(entry.get("space", "T1w"))
+            common = {"space": space, "hemi": entry.get("hemi"), "res": "1pt8",
+                      "data_dir": sample_root}
+            if entry["stat"] == "z":
+                path = derivatives.localizer_statmap_path(
+                    int(sub[-2:]), entry["task"], entry["contrast"], ses, **common)
+            else:
+                path = derivatives.localizer_effect_path(
+                    sub, entry["task"], entry["contrast"], ses[-2:], entry["run"], **common)
+            paths.add(path)
+    assert paths == found
+    with pytest.raises(ValueError, match="hemi"):
+        derivatives.localizer_statmap_path(SUB, "floc", "faceVsOthers", ses, data_dir=sample_root)
+    with pytest.raises(ValueError, match="pooled"):
+        derivatives.localizer_effect_path(SUB, "MotionLoc", "motion", ses, 1, data_dir=sample_root)
+    with pytest.raises(ValueError, match="Unknown localizer task"):
+        derivatives.localizer_statmap_path(SUB, "wloc", "x", ses, hemi="L", data_dir=sample_root)
+    named = derivatives.localizer_statmap_path(SUB, "oloc", "objectsVsScrambled", "ses-PrismaLoc",
+                                               space="T1w", data_dir=sample_root)
+    assert "/ses-PrismaLoc/" in named.as_posix() and named.name.endswith("res-1pt5_contrast-"
+                                                                           "objectsVsScrambled_stat-z_statmap.nii.gz")
