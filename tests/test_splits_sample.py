@@ -138,6 +138,24 @@ def test_subject_split_matches_masks_over_all_sessions(subject) -> None:
     pd.testing.assert_frame_equal(trials_train2, trials_train)
 
 
+def test_subject_split_generations(subject) -> None:  # type: ignore[no-untyped-def]
+    x_all, trials = _stacked(subject)
+    results = {}
+    for version in ("gen3", "gen1"):
+        x_train, x_test, _, trials_test = subject.get_split("random_0", version=version)
+        train_mask, test_mask = splits.get_split_masks(trials, "random_0", subject.subject_id,
+                                                       version=version)
+        np.testing.assert_array_equal(x_train, x_all[train_mask])
+        np.testing.assert_array_equal(x_test, x_all[test_mask])
+        pd.testing.assert_frame_equal(trials_test, trials[test_mask])
+        results[version] = set(trials_test["label"])
+    assert results["gen3"] != results["gen1"]  # the generations have different members
+    default = subject.get_split("random_0")[3]
+    assert set(default["label"]) == results["gen3"]
+    with pytest.raises(ValueError, match="Unknown split version"):
+        subject.get_split("random_0", version="gen2")
+
+
 def test_subject_split_pool_session_roi_and_ood_types(subject) -> None:
     session = subject.get_sessions()[0]
     roi = "FFA1"
