@@ -8,9 +8,10 @@ Writes two files into ``src/laion_fmri/data/``:
 ``sample_images.json``
     The image pools the sample dataset draws its trials from. Each pool is an
     ordered list of real IDs; the first few of each pool are chosen greedily so
-    that every bundled split (random_0..4, tau, cluster_k5_0..4) has at least
-    one train AND one test image among them, so split tests on the sample are
-    meaningful. The documentation's example names come first.
+    that every bundled split of both generations (random_0..4 of the original
+    ``splits/`` and of the current ``splits-later/``, tau, cluster_k5_0..4) has
+    at least one train AND one test image among them, so split tests on the
+    sample are meaningful. The documentation's example names come first.
 
 Usage::
 
@@ -50,10 +51,17 @@ DOC_NAMES = {
 }
 
 
-def _read_split(ref: Path, pool: str, name: str) -> tuple[set[str], set[str]]:
-    with gzip.open(ref / "splits" / pool / f"{name}.json.gz", "rt", encoding="utf-8") as fh:
+def _read_split(ref: Path, pool: str, name: str,
+                folder: str = "splits") -> tuple[set[str], set[str]]:
+    with gzip.open(ref / folder / pool / f"{name}.json.gz", "rt", encoding="utf-8") as fh:
         variant = json.load(fh)["variants"][0]
     return set(variant["train_ids"]), set(variant["test_ids"])
+
+
+def _all_splits(ref: Path, pool: str) -> list[tuple[set[str], set[str]]]:
+    """Both generations: the original files and the current random folds."""
+    current = [_read_split(ref, pool, s, "splits-later") for s in SPLITS if s.startswith("random_")]
+    return [_read_split(ref, pool, s) for s in SPLITS] + current
 
 
 def _greedy(candidates: list[str], first: list[str], splits: list[tuple[set[str], set[str]]],
@@ -97,7 +105,7 @@ def main() -> None:
         gz.write(text)
 
     rng = random.Random(20240506)
-    shared_splits = [_read_split(ref, "shared", s) for s in SPLITS]
+    shared_splits = _all_splits(ref, "shared")
     pools: dict[str, list[str]] = {}
     pools["shared_12rep"] = _greedy(
         [x for x in labels if x.startswith("shared_12rep_")], DOC_NAMES["shared_12rep"],
@@ -110,7 +118,7 @@ def main() -> None:
     rng.shuffle(rest)
     pools["shared_4rep_ood"] = DOC_NAMES["shared_4rep_ood"] + rest[: POOL_SIZE - 6]
     for sub, code in PCODE.items():
-        sub_splits = [_read_split(ref, sub, s) for s in SPLITS]
+        sub_splits = _all_splits(ref, sub)
         own = [x for x in labels if x.startswith("unique_") and x.endswith(f"_{code}.jpg")]
         pools[f"unique_{sub}"] = _greedy(own, DOC_NAMES.get(f"unique_{sub}", []), sub_splits, rng)
     doc = {

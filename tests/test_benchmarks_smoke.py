@@ -23,6 +23,7 @@ CASES = {
     "torch": ["--scale", "tiny", "--epochs", "1", "--image-size", "32"],
     "download": ["--small", "5", "--large", "1", "--large-mb", "1", "--sessions", "2",
                  "--skip-aws"],
+    "gzip_members": ["--grid", "24", "--n-trials", "4", "--repeats", "1"],
 }
 
 
@@ -33,7 +34,7 @@ def test_benchmark_script_runs(name: str, tmp_path: Path) -> None:
         pytest.importorskip("torch")
     out = tmp_path / f"{name}.json"
     args = [sys.executable, str(BENCH / f"bench_{name}.py"), *CASES[name], "--out", str(out)]
-    if name in ("betas", "torch", "download"):
+    if name in ("betas", "torch", "download", "gzip_members"):
         args += ["--workdir", str(tmp_path / "work")]
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)

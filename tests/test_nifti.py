@@ -183,11 +183,10 @@ def test_dims_not_matching_size(tmp_path: Path) -> None:
         nifti.read_header(path)
     gz = _save(tmp_path / "d.nii.gz", _data())
     bad = _patch_gz(gz, tmp_path / "d2.nii.gz", 48, "<h", 50)
-    with pytest.raises(CorruptFileError, match=r"d2\.nii\.gz.*trailer"):
-        nifti.read_header(bad)
-    # Without the up-front size check the stream itself reports the truncation.
-    hdr = nifti.read_header(bad, check_size=False)
-    with pytest.raises(CorruptFileError, match="ends early"):
+    # gzip has no reliable up-front size (multi-member files are valid): the
+    # stream reports the truncation.
+    hdr = nifti.read_header(bad)
+    with pytest.raises(CorruptFileError, match=r"d2\.nii\.gz.*ends early"):
         nifti.read_masked(bad, header=hdr)
 
 
@@ -228,7 +227,7 @@ def test_truncated_gzip(tmp_path: Path) -> None:
         hdr = nifti.read_header(cut, check_size=False)
         nifti.read_masked(cut, header=hdr)
     with pytest.raises(CorruptFileError, match=r"cut\.nii\.gz"):
-        nifti.read_header(cut)
+        nifti.read_masked(cut)
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -56,6 +56,23 @@ def _expected_keys(spec) -> set[str]:  # type: ignore[no-untyped-def]
              layout.SEGMENTATIONS_METADATA_KEY}
     for model in layout.EMBEDDING_MODELS:
         keys |= {layout.embeddings_key(model), layout.sidecar_key(layout.embeddings_key(model))}
+    return keys | _extra_keys(spec)
+
+
+def _extra_keys(spec) -> set[str]:  # type: ignore[no-untyped-def]
+    """Anatomy, raw BIDS and localizer keys (DATASET.md 2.7)."""
+    keys = set()
+    for sub in spec.subjects:
+        for res in spec.anatomical_resolutions:
+            keys |= {layout.anatomical_key(sub, suffix, res) for suffix in ("T1w", "T2w", "mask")}
+        for ses in spec.raw_sessions:
+            for run in range(1, spec.raw_runs + 1):
+                keys.add(layout.raw_events_key(sub, ses, run))
+                keys |= {layout.raw_image_key(sub, ses, run, echo, part, suffix)
+                         for echo in layout.RAW_ECHOES for part in layout.RAW_PARTS
+                         for suffix in ("bold", "sbref")}
+        keys |= {layout.localizer_key(sub, spec.localizer_session, **m)
+                 for m in spec.localizer_maps()}
     return keys
 
 
@@ -85,7 +102,9 @@ def test_every_file_loads(sample_root: Path) -> None:
             assert np.asarray(img.dataobj).shape == img.shape
         elif key.endswith(".func.gii"):
             values = nib.load(path).darrays[0].data
-            assert values.shape == (SPEC.n_vertices,) and set(np.unique(values)) <= {0.0, 1.0}
+            assert values.shape == (SPEC.n_vertices,)
+            if not key.startswith(layout.LOCALIZER_ROOT):
+                assert set(np.unique(values)) <= {0.0, 1.0}
         elif key.endswith(".label"):
             lines = path.read_text().splitlines()
             assert lines[0].startswith("#!ascii label")
@@ -158,8 +177,118 @@ def test_nifti_storage_variants(sample_root: Path) -> None:
                 assert np.isnan(data[nan]).all()  # NaN in every trial
             else:
                 assert not nan.any()
-    assert seen == {"int16-scaled", "float32-big-endian", "float32-nan", "float32"}
-    assert all(SPEC.nifti_variant("sub-03", s) == "float32" for s in SPEC.all_sessions)
+    assert seen == {"int16-scaled", "float32-big-endian", "float32-nan", "float32",
+                    "float32-multimember", "float32-bgzf"}
+    assert SPEC.nifti_variant("sub-03", "ses-01") == "float32"
+
+
+def _gzip_members(path: Path) -> list[bytes]:
+    """The raw header bytes (first 14) of every gzip member of a file."""
+    import zlib
+
+    raw, heads = path.read_bytes(), []
+    while raw:
+        heads.append(raw[:14])
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        d.decompress(raw)
+        raw = d.unused_data
+    return heads
+
+
+def test_multi_member_sessions(sample_root: Path) -> None:
+    """One session per gzip style that other tools write; nibabel reads them all."""
+    for sub in SPEC.subjects:
+        for ses in SPEC.all_sessions:
+            path = sample_root / layout.betas_key(sub, ses)
+            heads = _gzip_members(path)
+            style = SPEC.gzip_style(sub, ses)
+            if style == "single":
+                assert len(heads) == 1
+            elif style == "concatenated":  # header member + one per trial
+                assert len(heads) == SPEC.n_trials_in(sub, ses) + 1
+                assert not any(h[3] & 0x04 for h in heads)
+            else:  # BGZF: FEXTRA with the "BC" subfield, the 28-byte EOF block last
+                assert len(heads) > 2 and all(h[3] & 0x04 and h[12:14] == b"BC" for h in heads)
+                assert path.read_bytes()[-28:] == bytes.fromhex(
+                    "1f8b08040000000000ff0600424302001b0003000000000000000000")
+    assert {SPEC.gzip_style(s, x) for s in SPEC.subjects for x in SPEC.all_sessions} == {
+        "single", "concatenated", "bgzf"}
+
+
+# --------------------------------------------------------------------------- anatomy, raw, localizers
+def test_anatomical_folder_at_both_resolutions(sample_root: Path) -> None:
+    brain = SPEC.brain_mask()
+    for sub in SPEC.subjects:
+        r2mean = nib.load(sample_root / layout.r2mean_key(sub))
+        mask_img = nib.load(sample_root / layout.anatomical_brain_mask_key(sub))
+        # The default voxel axis of the reference: on the betas grid, same affine.
+        assert mask_img.shape == SPEC.grid_shape
+        np.testing.assert_allclose(mask_img.affine, r2mean.affine)
+        anat = np.asarray(mask_img.dataobj) != 0
+        assert (anat == SPEC.anatomical_mask()).all()
+        assert (anat >= brain).all() and anat.sum() > brain.sum()  # strict superset of R2mean
+        assert anat.sum() == SPEC.n_anatomical_voxels
+        hires = nib.load(sample_root / layout.anatomical_key(sub, "mask", "0pt8"))
+        assert hires.shape == SPEC.hires_grid_shape
+        np.testing.assert_allclose(nib.affines.voxel_sizes(hires.affine), [0.8] * 3)
+        # Same field of view: the outer corners coincide.
+        for img, shape in ((mask_img, SPEC.grid_shape), (hires, SPEC.hires_grid_shape)):
+            corner = nib.affines.apply_affine(img.affine, np.array(shape) - 0.5)
+            np.testing.assert_allclose(
+                corner, nib.affines.apply_affine(mask_img.affine, np.array(SPEC.grid_shape) - 0.5),
+                atol=SPEC.voxel_size)
+        for res in SPEC.anatomical_resolutions:
+            t1 = nib.load(sample_root / layout.anatomical_key(sub, "T1w", res))
+            t2 = nib.load(sample_root / layout.anatomical_key(sub, "T2w", res))
+            inside = SPEC.anatomical_mask(res)
+            assert t1.shape == t2.shape == inside.shape
+            t1d, t2d = np.asarray(t1.dataobj), np.asarray(t2.dataobj)
+            assert t1d[inside].mean() > 5 * t1d[~inside].mean()
+            assert t2d[inside].mean() > 5 * t2d[~inside].mean()
+
+
+def test_raw_bids_tree(sample_root: Path) -> None:
+    for sub in SPEC.subjects:
+        for ses in SPEC.raw_sessions:
+            trials = pd.read_csv(sample_root / layout.trials_key(sub, ses), sep="\t")
+            for run in range(1, SPEC.raw_runs + 1):
+                events = pd.read_csv(sample_root / layout.raw_events_key(sub, ses, run), sep="\t")
+                assert list(events.columns) == ["onset", "duration", "trial_type", "label"]
+                assert events["label"].tolist() == trials.loc[trials["run"] == run, "label"].tolist()
+                assert (np.diff(events["onset"]) > 0).all()
+                for echo in layout.RAW_ECHOES:
+                    for part in layout.RAW_PARTS:
+                        bold = nib.load(sample_root / layout.raw_image_key(sub, ses, run, echo, part))
+                        sbref = nib.load(
+                            sample_root / layout.raw_image_key(sub, ses, run, echo, part, "sbref"))
+                        assert bold.shape == (*SPEC.grid_shape, SPEC.n_raw_volumes)
+                        assert sbref.shape == SPEC.grid_shape
+                        assert bold.get_data_dtype() == np.int16
+                        np.testing.assert_allclose(bold.affine, SPEC.affine)
+            # Magnitude decays with echo time inside the brain.
+            means = [np.asarray(nib.load(sample_root / layout.raw_image_key(
+                sub, ses, 1, e, "mag")).dataobj)[SPEC.anatomical_mask()].mean()
+                for e in layout.RAW_ECHOES]
+            assert means[0] > means[1] > means[2] > 100
+    assert not (sample_root / layout.raw_session_prefix("sub-03", "ses-02")).exists()
+
+
+def test_localizer_maps(sample_root: Path) -> None:
+    rois = SPEC.roi_masks()
+    face = np.any([rois[x] for x in SPEC.rois["face"]], axis=0)
+    for sub in SPEC.subjects:
+        found = sorted(p.relative_to(sample_root).as_posix()
+                       for p in (sample_root / layout.localizer_prefix(sub)).rglob("*") if p.is_file())
+        assert len(found) == len(SPEC.localizer_maps()) > 0
+        parsed = [layout.parse_localizer_key(k) for k in found]
+        assert all(f is not None and f["subject"] == sub for f in parsed)
+        assert {f["task"] for f in parsed} == {"floc", "MotionLoc"}
+        assert {f["run"] for f in parsed if f["stat"] == "effect"} == {1, 2}
+        z = np.asarray(nib.load(sample_root / layout.localizer_key(
+            sub, SPEC.localizer_session, "floc", "faceVsOthers")).dataobj)
+        assert z.shape == SPEC.grid_shape and (z[~SPEC.anatomical_mask()] == 0).all()
+        assert z[face].mean() > 3 > abs(z[SPEC.anatomical_mask() & ~face].mean())
+
 
 
 def test_brain_mask_r2_and_rois(sample_root: Path) -> None:

@@ -39,27 +39,65 @@ def _published(pool: str, name: str) -> dict:
 
 
 # --------------------------------------------------------------------------- bundled data
+def _reference_text(folder: str, pool: str, name: str) -> str:
+    assert REFERENCE is not None
+    return gzip.decompress((REFERENCE / folder / pool / f"{name}.json.gz").read_bytes()).decode()
+
+
 @needs_reference
-def test_bundle_reproduces_every_published_file_exactly() -> None:
-    files = sorted((REFERENCE / "splits").glob("*/*.json.gz"))
-    assert len(files) == len(splits.list_pools()) * len(splits.list_splits()) == 72
+@pytest.mark.parametrize(("folder", "version", "n_files"),
+                         [("splits", "gen1", 72), ("splits-later", "gen3", 30)])
+def test_both_generations_reproduce_the_published_files_byte_for_byte(
+    folder: str, version: str, n_files: int
+) -> None:
+    files = sorted((REFERENCE / folder).glob("*/*.json.gz"))
+    assert len(files) == n_files
     assert {f.parent.name for f in files} == set(splits.list_pools())
-    assert {f.name.removesuffix(".json.gz") for f in files} == set(splits.list_splits())
     for path in files:
-        doc = _published(path.parent.name, path.name.removesuffix(".json.gz"))
-        split = splits.load_split(doc["name"], path.parent.name)
-        assert split.name == doc["name"] == path.name.removesuffix(".json.gz")
-        assert split.pool == path.parent.name
-        assert split.pool_description == doc["pool"]
-        assert split.splitter == doc["splitter"]
-        assert split.params == doc["params"]
+        pool, name = path.parent.name, path.name.removesuffix(".json.gz")
+        text = _reference_text(folder, pool, name)
+        assert splits.published_text(name, pool, version=version) == text, (folder, pool, name)
+        doc = json.loads(text)
+        split = splits.load_split(name, pool, version=version)
+        assert split.version == version and split.pool == pool
+        assert (split.name, split.pool_description, split.splitter) == (
+            doc["name"], doc["pool"], doc["splitter"])
         assert json.dumps(split.params) == json.dumps(doc["params"])  # key order too
-        assert (split.n_train, split.n_test) == (doc["n_train"], doc["n_test"])
-        assert len(split.variants) == len(doc["variants"])
         for ours, theirs in zip(split.variants, doc["variants"], strict=True):
-            assert ours.variant_id == theirs["variant_id"]
             assert ours.train_ids == theirs["train_ids"]  # same order, same bytes
-            assert ours.test_ids == theirs["test_ids"]
+            assert ours.test_ids == theirs["test_ids"]  # gen3 folds keep their shuffled order
+        train, test = splits.get_train_test_ids(name, pool, version=version)
+        assert (train, test) == (doc["variants"][0]["train_ids"], doc["variants"][0]["test_ids"])
+
+
+@needs_reference
+def test_current_generation_is_the_default_and_shares_unchanged_splits() -> None:
+    assert list(splits.list_versions()) == ["gen3", "gen1"]
+    for pool in splits.list_pools():
+        for name in splits.list_splits():
+            default = splits.load_split(name, pool)
+            assert default == splits.load_split(name, pool, version="gen3")
+            old = splits.load_split(name, pool, version="gen1")
+            assert old.version == "gen1" and default.version == "gen3"
+            if name in ("tau", "ood"):  # unchanged upstream: the very same file
+                assert splits.published_text(name, pool) == _reference_text("splits", pool, name)
+            elif name.startswith("cluster_k5_"):  # same members, current header
+                k = int(name[-1])
+                assert old.variants == default.variants
+                assert default.splitter == "kmeans_cluster_holdout"
+                assert default.params == {"method": "kmeans_clip_k5_holdout",
+                                          "feature_space": "CLIP", "n_clusters": 5,
+                                          "seed": 2026, "n_init": 10, "held_out_cluster": k}
+                assert splits.published_text(name, pool).endswith("]\n    }\n  ]\n}\n")
+            else:  # random_k: entirely new members
+                assert set(old.variants[0].test_ids) != set(default.variants[0].test_ids)
+    # gen3 random folds are disjoint and cover the pool; duplicates' revision only in subjects
+    for pool in splits.list_pools():
+        folds = [set(splits.get_train_test_ids(f"random_{k}", pool)[1]) for k in range(5)]
+        pool_ids = set(splits.get_train_test_ids("ood", pool)[0])
+        assert sum(map(len, folds)) == len(set().union(*folds)) == len(pool_ids)
+        revision = splits.load_split("random_2", pool).params.get("revision")
+        assert revision == (None if pool == "shared" else 2)
 
 
 @needs_reference
@@ -67,7 +105,7 @@ def test_converter_rebuilds_the_bundled_bytes(tmp_path: Path) -> None:
     import runpy
 
     convert = runpy.run_path(str(REPO / "scripts" / "convert_splits.py"))["convert"]
-    npz_path, json_path = convert(REFERENCE / "splits", tmp_path)
+    npz_path, json_path = convert(REFERENCE / "splits", REFERENCE / "splits-later", tmp_path)
     assert npz_path.read_bytes() == (DATA / _bundle.NPZ_NAME).read_bytes()
     assert json_path.read_text("utf-8") == (DATA / _bundle.JSON_NAME).read_text("utf-8")
 
@@ -92,21 +130,45 @@ def test_bundle_is_compact_flat_and_pickle_free() -> None:
         assert all(info.filename.endswith(".npy") for info in archive.infolist())
 
 
+def test_unchanged_splits_are_stored_once() -> None:
+    bundle = _bundle.bundled()
+    for pool in splits.list_pools():
+        rows = {v["row"] for version in bundle.versions
+                for header in bundle.headers[version][pool].values() for v in header["variants"]}
+        # 12 gen1 splits + 5 new gen3 random folds; tau, ood and cluster_k5 are shared
+        assert len(rows) == bundle.tables[pool].codes.shape[0] == 17
+
+
 def test_encode_refuses_malformed_documents() -> None:
     def doc(train: list[str], test: list[str], n_train: int | None = None) -> dict:
         return {"name": "s", "pool": "p", "splitter": "x", "params": {},
                 "n_train": len(train) if n_train is None else n_train, "n_test": len(test),
                 "variants": [{"variant_id": 0, "train_ids": train, "test_ids": test}]}
 
-    with pytest.raises(ValueError, match="not sorted"):
-        _bundle.encode([("shared", doc(["b", "a"], []))], ["shared"], ["s"], [])
+    def enc(*docs: dict, splits_: tuple[str, ...] = ("s",), text: str | None = None):
+        published = [_bundle.Published("g", "shared", d, text) for d in docs]
+        return _bundle.encode(published, {"g": "only"}, ["shared"], list(splits_), [])
+
+    with pytest.raises(ValueError, match="duplicates"):
+        enc(doc(["a", "a"], []))
     with pytest.raises(ValueError, match="overlap"):
-        _bundle.encode([("shared", doc(["a"], ["a"]))], ["shared"], ["s"], [])
+        enc(doc(["a"], ["a"]))
     with pytest.raises(ValueError, match="disagree"):
-        _bundle.encode([("shared", doc(["a"], ["b"], n_train=2))], ["shared"], ["s"], [])
+        enc(doc(["a"], ["b"], n_train=2))
     with pytest.raises(ValueError, match="lacks"):
-        _bundle.encode([("shared", doc(["a"], ["b"]))], ["shared"], ["s", "t"], [])
-    npz, text = _bundle.encode([("shared", doc(["a", "c"], ["b"]))], ["shared"], ["s"], [])
+        enc(doc(["a"], ["b"]), splits_=("s", "t"))
+    with pytest.raises(ValueError, match="layout"):
+        enc(doc(["a"], ["b"]), text="{ }")
+    with pytest.raises(ValueError, match="unknown version"):
+        _bundle.encode([_bundle.Published("h", "shared", doc(["a"], ["b"]))], {"g": "x"},
+                       ["shared"], ["s"], [])
+    # Unsorted lists are kept in their published order.
+    unsorted = doc(["c", "a"], ["d", "b"])
+    bundle = _bundle.decode(*enc(unsorted))
+    header = bundle.headers["g"]["shared"]["s"]
+    train, test = _bundle.variant_positions(bundle, "shared", header["variants"][0])
+    assert bundle.ids[train].tolist() == ["c", "a"] and bundle.ids[test].tolist() == ["d", "b"]
+    npz, text = enc(doc(["a", "c"], ["b"]))
     with pytest.raises(ValueError, match="format"):
         _bundle.decode(npz, json.dumps({**json.loads(text), "format": 99}))
 
@@ -213,7 +275,12 @@ def test_pool_spellings_and_fresh_copies() -> None:
         (lambda: splits.load_split("tau", "sub-02"), r"Unknown pool 'sub-02'.*shared, sub-01"),
         (lambda: splits.load_split("tau", "shraed"), r"Did you mean 'shared'"),
         (lambda: splits.load_split("tau", 2.5), r"Unknown pool 2\.5"),
-        (lambda: splits.load_all_splits("pooled"), r"Unknown pool 'pooled'"),
+        (lambda: splits.load_all_splits("pooled"), r"'pooled' pool .* not available"),
+        (lambda: splits.get_split_masks(["x"], "tau", "Pooled"), r"'pooled' pool .* not available"),
+        (lambda: splits.load_split("tau", "shared", version="gen2"),
+         r"Unknown split version 'gen2'.*Generation 2 .* not bundled"),
+        (lambda: splits.get_train_test_ids("tau", "shared", version="v1"), r"gen3, gen1"),
+        (lambda: splits.load_all_splits("shared", version=3), r"Unknown split version 3"),
         (lambda: splits.get_train_test_ids("tau", "shared", ood_types="shape"),
          r"only valid for the 'ood' split"),
         (lambda: splits.get_train_test_ids("ood", "shared", ood_types="shap"),

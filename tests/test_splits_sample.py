@@ -15,21 +15,23 @@ from laion_fmri.splits._catalog import ood_type
 
 _REFERENCE = next(
     (
-        p / "splits"
+        p
         for p in (Path(__file__).resolve().parents[2] / "shared" / "reference",
                   Path("/work/shared/reference"))
-        if (p / "splits").is_dir()
+        if (p / "splits").is_dir() and (p / "splits-later").is_dir()
     ),
     None,
 )
 
 
-def _expected_ids(name: str, pool: str) -> tuple[set[str], set[str]]:
+def _expected_ids(name: str, pool: str, version: str) -> tuple[set[str], set[str]]:
     """The published lists when the reference files are around, else the bundled ones."""
     if _REFERENCE is not None:
-        doc = json.loads(gzip.decompress((_REFERENCE / pool / f"{name}.json.gz").read_bytes()))
+        folder = "splits-later" if version == "gen3" and name.startswith("random_") else "splits"
+        path = _REFERENCE / folder / pool / f"{name}.json.gz"
+        doc = json.loads(gzip.decompress(path.read_bytes()))
         return set(doc["variants"][0]["train_ids"]), set(doc["variants"][0]["test_ids"])
-    train, test = splits.get_train_test_ids(name, pool)
+    train, test = splits.get_train_test_ids(name, pool, version=version)
     return set(train), set(test)
 
 
@@ -49,7 +51,10 @@ def sample_trials(sample_root: Path) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def test_every_split_on_the_sample_trial_tables(sample_trials: dict[str, pd.DataFrame]) -> None:
+@pytest.mark.parametrize("version", ["gen3", "gen1"])
+def test_every_split_on_the_sample_trial_tables(
+    sample_trials: dict[str, pd.DataFrame], version: str
+) -> None:
     checked = 0
     for subject, trials in sample_trials.items():
         labels = trials["label"].to_numpy()
@@ -57,11 +62,11 @@ def test_every_split_on_the_sample_trial_tables(sample_trials: dict[str, pd.Data
         is_ood = np.array([ood_type(x) is not None for x in labels])
         for pool in ("shared", subject):
             for name in splits.list_splits():
-                train_mask, test_mask = splits.get_split_masks(trials, name, pool)
+                train_mask, test_mask = splits.get_split_masks(trials, name, pool, version=version)
                 assert not (train_mask & test_mask).any()
                 train_images, test_images = set(labels[train_mask]), set(labels[test_mask])
                 assert not train_images & test_images
-                published_train, published_test = _expected_ids(name, pool)
+                published_train, published_test = _expected_ids(name, pool, version)
                 # Counts equal the published n_train / n_test restricted to images present.
                 assert train_images == published_train & present
                 assert test_images == published_test & present
@@ -131,6 +136,24 @@ def test_subject_split_matches_masks_over_all_sessions(subject) -> None:
     x_train2, _, trials_train2, _ = subject.get_split("tau", pool=subject.subject_id)
     np.testing.assert_array_equal(x_train2, x_train)
     pd.testing.assert_frame_equal(trials_train2, trials_train)
+
+
+def test_subject_split_generations(subject) -> None:  # type: ignore[no-untyped-def]
+    x_all, trials = _stacked(subject)
+    results = {}
+    for version in ("gen3", "gen1"):
+        x_train, x_test, _, trials_test = subject.get_split("random_0", version=version)
+        train_mask, test_mask = splits.get_split_masks(trials, "random_0", subject.subject_id,
+                                                       version=version)
+        np.testing.assert_array_equal(x_train, x_all[train_mask])
+        np.testing.assert_array_equal(x_test, x_all[test_mask])
+        pd.testing.assert_frame_equal(trials_test, trials[test_mask])
+        results[version] = set(trials_test["label"])
+    assert results["gen3"] != results["gen1"]  # the generations have different members
+    default = subject.get_split("random_0")[3]
+    assert set(default["label"]) == results["gen3"]
+    with pytest.raises(ValueError, match="Unknown split version"):
+        subject.get_split("random_0", version="gen2")
 
 
 def test_subject_split_pool_session_roi_and_ood_types(subject) -> None:

@@ -21,6 +21,10 @@ _LAZY = {
     "load_subjects": ("laion_fmri.group", "load_subjects"),
     "load_stimuli": ("laion_fmri.stimuli", "load_stimuli"),
     "Stimuli": ("laion_fmri.stimuli", "Stimuli"),
+    "load_embeddings": ("laion_fmri.stimuli", "load_embeddings"),
+    "Embeddings": ("laion_fmri.stimuli", "Embeddings"),
+    "Captions": ("laion_fmri.stimuli", "Captions"),
+    "Segmentations": ("laion_fmri.stimuli", "Segmentations"),
     "download_stimuli": ("laion_fmri.download", "download_stimuli"),
     "download_embeddings": ("laion_fmri.download", "download_embeddings"),
     "download_segmentations": ("laion_fmri.download", "download_segmentations"),
@@ -39,7 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover - so IDEs and type checkers see every lazy
     )
     from laion_fmri.group import load_subjects
     from laion_fmri.sample import make_sample_dataset
-    from laion_fmri.stimuli import Stimuli, load_stimuli
+    from laion_fmri.stimuli import Captions, Embeddings, Segmentations, Stimuli, load_embeddings, load_stimuli
     from laion_fmri.subject import Subject, load_subject
 
 # Old public names of modules that became private still import (with a warning).
@@ -66,6 +70,10 @@ __all__ = [  # noqa: RUF022 - the version first, then the lazy names in _LAZY's 
     "load_subjects",
     "load_stimuli",
     "Stimuli",
+    "load_embeddings",
+    "Embeddings",
+    "Captions",
+    "Segmentations",
     "download_stimuli",
     "download_embeddings",
     "download_segmentations",

@@ -169,24 +169,41 @@ def _read_block(stream, nbytes: int, path: Path) -> bytes:  # type: ignore[no-un
     return data
 
 
-def _gzip_isize_check(path: Path, expected: int) -> None:
-    """Compare the gzip trailer's uncompressed size (mod 2**32) with the header's claim."""
+def _gzip_size_bound(path: Path, expected: int) -> None:
+    """Reject a header whose data could not fit in the compressed file at any ratio.
+
+    This is the only up-front check for ``.gz`` files: the gzip trailer of the
+    last member says nothing about a multi-member file (pigz, bgzip,
+    concatenated streams), so it could reject a valid file. Truncation,
+    trailing data and checksum errors are caught while streaming
+    (:func:`_drain_gzip`).
+    """
     size = path.stat().st_size
     if expected > size * _MAX_DEFLATE_RATIO + (1 << 20):
         raise _corrupt(path, f"the header claims {expected} bytes, impossible for a {size}-byte gzip")
-    with open(path, "rb") as fh:
-        head = fh.read(4)
-        if len(head) < 4:
-            raise _corrupt(path, "the gzip stream is truncated")
-        if head[3] & 0x04:  # FEXTRA: possibly multi-member (BGZF); trailer covers one member
-            return
-        fh.seek(-4, os.SEEK_END)
-        (isize,) = struct.unpack("<I", fh.read(4))
-    if isize != expected % (1 << 32):
+
+
+def _drain_gzip(stream, path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Read a gzip stream to its end after the image data.
+
+    Reading on makes the decoder check every member's CRC32 and length
+    trailer and reject non-gzip bytes after the last member. Any decompressed
+    byte left over means the header declares less data than the file holds
+    (for example fewer volumes), which is reported as corrupt.
+    """
+    extra = 0
+    try:
+        while chunk := stream.read(1 << 20):
+            extra += len(chunk)
+    except _DECODE_ERRORS as exc:
+        raise _corrupt(
+            path, f"the gzip stream after the image data is damaged or fails its checksum ({exc})"
+        ) from exc
+    if extra:
         raise _corrupt(
             path,
-            f"the header implies {expected} decompressed bytes but the gzip trailer records "
-            f"{isize} (mod 2**32); the file is truncated or its header is wrong",
+            f"{extra} decompressed bytes follow the data the header describes; the header "
+            "declares fewer volumes than the file holds, or the file has trailing data",
         )
 
 
@@ -199,7 +216,9 @@ def read_header(path: str | os.PathLike[str], check_size: bool = True) -> NiftiH
         The image file.
     check_size : bool
         Also check that the file can hold the data the header describes
-        (file size for ``.nii``; gzip trailer for ``.nii.gz``).
+        (file size for ``.nii``; for ``.nii.gz`` only a bound that no valid
+        file can break, since multi-member gzip is valid: truncation and
+        trailing data are caught while streaming by :func:`read_masked`).
 
     Returns
     -------
@@ -280,7 +299,7 @@ def read_header(path: str | os.PathLike[str], check_size: bool = True) -> NiftiH
     if check_size:
         needed = vox_offset + header.data_bytes
         if compressed:
-            _gzip_isize_check(path, needed)
+            _gzip_size_bound(path, needed)
         elif path.stat().st_size < needed:
             raise _corrupt(
                 path,
@@ -360,7 +379,10 @@ def read_masked(
     Raises
     ------
     CorruptFileError
-        Bad header, or a stream that ends early or fails to decompress.
+        Bad header, a stream that ends early or fails to decompress, a gzip
+        member whose CRC32/length trailer does not match, or (``.gz``)
+        decompressed data beyond what the header describes. Multi-member gzip
+        (pigz, bgzip/BGZF, concatenated streams) is read like single-member.
     ValueError
         If an offset is outside the volume or ``out`` has the wrong shape/dtype.
 
@@ -411,12 +433,7 @@ def read_masked(
                 if hdr.inter != 0.0:
                     target += np.float32(hdr.inter)
         if hdr.compressed:
-            # Reading on to the end makes gzip check the CRC32 and length trailer.
-            try:
-                while stream.read(1 << 20):
-                    pass
-            except _DECODE_ERRORS as exc:
-                raise _corrupt(path, f"the gzip checksum does not match ({exc})") from exc
+            _drain_gzip(stream, path)
     return out
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 from laion_fmri import __version__, layout
 from laion_fmri.errors import SampleDirError
 from laion_fmri.sample import _design as design
+from laion_fmri.sample._extras import write_subject_extras
 from laion_fmri.sample._stimuli import write_stimuli
 from laion_fmri.sample._writers import (
     nifti_header,
@@ -124,7 +125,7 @@ def _scatter(values: np.ndarray, flat_index: np.ndarray, shape: tuple[int, int, 
 
 
 def _write_betas(path: Path, spec: SampleSpec, variant: str, betas: np.ndarray,
-                 flat_index: np.ndarray) -> np.ndarray:
+                 flat_index: np.ndarray, gzip_style: str = "single") -> np.ndarray:
     """Write a session's betas volume by volume; return the values a reader decodes."""
     n_trials = betas.shape[0]
     shape4 = (*spec.grid_shape, n_trials)
@@ -141,12 +142,12 @@ def _write_betas(path: Path, spec: SampleSpec, variant: str, betas: np.ndarray,
                 vol[flat_index] = row
                 yield vol.reshape(spec.grid_shape)
 
-        write_nifti_stream(path, hdr, volumes(), level=spec.gzip_level)
+        write_nifti_stream(path, hdr, volumes(), level=spec.gzip_level, gzip_style=gzip_style)
         return (raw.astype(np.float64) * slope + inter).astype(np.float32)
     hdr = nifti_header(shape4, spec.affine, np.float32, big_endian=variant == "float32-big-endian",
                        description=f"sample betas {variant}")
     write_nifti_stream(path, hdr, (_scatter(row, flat_index, spec.grid_shape) for row in betas),
-                       level=spec.gzip_level)
+                       level=spec.gzip_level, gzip_style=gzip_style)
     return betas
 
 
@@ -194,7 +195,8 @@ def _subject(root: Path, spec: SampleSpec, subject: str, seed: int, names: list[
         if variant == "float32-nan":
             betas[:, nan_cols] = np.nan
         key = layout.betas_key(subject, session)
-        values = _write_betas(root / key, spec, variant, betas, flat_index)
+        values = _write_betas(root / key, spec, variant, betas, flat_index,
+                              spec.gzip_style(subject, session))
         _sidecar(root, key, Description="Synthetic single-trial betas (GLMsingle TYPED layout)",
                  StorageVariant=variant, NumberOfTrials=n_trials, Units="percent signal change")
         write_table(root / layout.trials_key(subject, session), trials, sep="\t")
@@ -226,6 +228,7 @@ def _subject(root: Path, spec: SampleSpec, subject: str, seed: int, names: list[
 
     _subject_level(root, spec, subject, decoded, np.mean(r2_maps, axis=0), flat_index)
     _roi_files(root, spec, subject, rois)
+    write_subject_extras(root, spec, subject, seed, {s: t for s, (_, t) in decoded.items()})
 
 
 def _subject_level(root: Path, spec: SampleSpec, subject: str,

@@ -14,7 +14,7 @@ import numpy as np
 from laion_fmri.errors import ConfigError
 
 #: Bump when the generated tree changes, so cached samples are rebuilt.
-SPEC_VERSION = 1
+SPEC_VERSION = 2
 
 SCALES: tuple[str, ...] = ("tiny", "small", "full-grid")
 
@@ -35,6 +35,29 @@ NIFTI_VARIANTS_TINY: dict[tuple[str, str], str] = {
     ("sub-01", "ses-01"): "int16-scaled",  # int16 with scl_slope != 1 and scl_inter != 0
     ("sub-01", "ses-02"): "float32-big-endian",
     ("sub-01", "ses-03"): "float32-nan",  # a few brain voxels are NaN in every trial
+    # Multi-member gzip, as pigz/bgzip or concatenated streams write it.
+    ("sub-03", "ses-02"): "float32-multimember",  # one gzip member per volume
+    ("sub-03", "ses-03"): "float32-bgzf",  # bgzip blocks with the FEXTRA "BC" field
+}
+#: Storage variant -> gzip layout of the file (every other variant: one member).
+GZIP_STYLE_OF_VARIANT: dict[str, str] = {
+    "float32-multimember": "concatenated",
+    "float32-bgzf": "bgzf",
+}
+
+#: Localizer maps of the sample (DATASET.md 2.7): task -> z-stat contrasts (volume).
+LOCALIZER_CONTRASTS: dict[str, tuple[str, ...]] = {
+    "floc": ("faceVsOthers", "placeVsOthers"),
+    "MotionLoc": ("motionVsStatic",),
+}
+#: Per-run ``stat-effect`` maps: task -> conditions (volume, runs 1..localizer_runs).
+LOCALIZER_CONDITIONS: dict[str, tuple[str, ...]] = {"floc": ("face", "scrambled")}
+#: (task, contrast) with z maps on the fsnative surface too (both hemispheres).
+LOCALIZER_SURFACE: tuple[tuple[str, str], ...] = (("floc", "faceVsOthers"),)
+#: Contrast/condition -> ROI category whose voxels carry the planted effect.
+LOCALIZER_TARGETS: dict[str, str] = {
+    "faceVsOthers": "face", "face": "face", "placeVsOthers": "place",
+    "motionVsStatic": "body", "scrambled": "retinotopy",
 }
 
 
@@ -91,6 +114,22 @@ class SampleSpec:
     doc_image : str
         The documentation's example image (in every subject's trials, with
         segmentation nouns ``fingers``, ``hand``, ``pullover``).
+    anatomical_resolutions : tuple of str
+        Resolutions of the anatomical folder: ``1pt8`` (T1w, T2w and the
+        brain mask on the betas grid) and ``0pt8`` (the same on the hires grid).
+    hires_voxel_size : float
+        Voxel size (mm) of the ``0pt8`` grid.
+    raw_sessions : tuple of str
+        Sessions with a raw BIDS ``func/`` tree (bold and sbref for every run,
+        echo and part, plus one events table per run).
+    raw_runs : int
+        Raw runs per raw session (the first ``raw_runs`` runs of the trial table).
+    n_raw_volumes : int
+        Volumes per raw BOLD run (int16, on the betas grid).
+    localizer_session : str or None
+        Session of the localizer maps (``None``: no localizer maps).
+    localizer_runs : int
+        Runs of the per-run ``stat-effect`` localizer maps.
 
     Examples
     --------
@@ -126,6 +165,13 @@ class SampleSpec:
     latent_dim: int = 8
     gzip_level: int = 6
     doc_image: str = "shared_12rep_LAION_cluster_1003_i0.jpg"
+    anatomical_resolutions: tuple[str, ...] = ("1pt8", "0pt8")
+    hires_voxel_size: float = 0.8
+    raw_sessions: tuple[str, ...] = ("ses-01",)
+    raw_runs: int = 2
+    n_raw_volumes: int = 4
+    localizer_session: str | None = "ses-01"
+    localizer_runs: int = 2
 
     # ----------------------------------------------------------------- derived facts
     @property
@@ -196,6 +242,92 @@ class SampleSpec:
             ``"float32"`` unless listed in :attr:`nifti_variants`.
         """
         return self.nifti_variants.get((subject, session), "float32")
+
+    def gzip_style(self, subject: str, session: str) -> str:
+        """gzip layout of one betas file: ``single``, ``concatenated`` or ``bgzf``.
+
+        Parameters
+        ----------
+        subject, session : str
+            Canonical ids.
+
+        Returns
+        -------
+        str
+        """
+        return GZIP_STYLE_OF_VARIANT.get(self.nifti_variant(subject, session), "single")
+
+    @property
+    def hires_grid_shape(self) -> tuple[int, int, int]:
+        """``(X, Y, Z)`` of the ``0pt8`` anatomical grid (covers the same field of view)."""
+        x, y, z = (round(n * self.voxel_size / self.hires_voxel_size) for n in self.grid_shape)
+        return (x, y, z)
+
+    def anatomical_affine(self, res: str = "1pt8") -> np.ndarray:
+        """Voxel -> world (mm) affine of an anatomical grid.
+
+        Parameters
+        ----------
+        res : {"1pt8", "0pt8"}
+            ``1pt8`` is the betas grid (:attr:`affine`); ``0pt8`` shares its
+            outer corner.
+
+        Returns
+        -------
+        numpy.ndarray
+        """
+        if res == "1pt8":
+            return self.affine
+        aff = np.diag([self.hires_voxel_size] * 3 + [1.0])
+        aff[:3, 3] = np.asarray(self.origin) + (self.hires_voxel_size - self.voxel_size) / 2
+        return aff
+
+    def anatomical_mask(self, res: str = "1pt8") -> np.ndarray:
+        """Boolean anatomical brain mask (``desc-brain_mask``) of a grid.
+
+        At ``1pt8`` it is the brain blob grown by one voxel (6-neighbourhood):
+        a strict superset of the ``R2mean != 0`` mask (:meth:`brain_mask`), as
+        in the reference's data.
+
+        Parameters
+        ----------
+        res : {"1pt8", "0pt8"}
+            Grid.
+
+        Returns
+        -------
+        numpy.ndarray of bool
+        """
+        from laion_fmri.sample._extras import anatomical_mask
+
+        return anatomical_mask(self, res)
+
+    @property
+    def n_anatomical_voxels(self) -> int:
+        """Voxels of the ``1pt8`` anatomical brain mask."""
+        return int(self.anatomical_mask().sum())
+
+    def localizer_maps(self) -> list[dict[str, object]]:
+        """Every localizer map of a subject as :func:`laion_fmri.layout.localizer_key` arguments.
+
+        Returns
+        -------
+        list of dict
+            ``task``, ``contrast``, ``stat`` and, where set, ``space``,
+            ``hemi``, ``run`` (the session is :attr:`localizer_session`).
+        """
+        if self.localizer_session is None:
+            return []
+        out: list[dict[str, object]] = []
+        for task, contrasts in LOCALIZER_CONTRASTS.items():
+            out += [{"task": task, "contrast": c, "stat": "z"} for c in contrasts]
+        for task, contrast in LOCALIZER_SURFACE:
+            out += [{"task": task, "contrast": contrast, "stat": "z", "space": "fsnative",
+                     "hemi": hemi} for hemi in ("L", "R")]
+        for task, conditions in LOCALIZER_CONDITIONS.items():
+            out += [{"task": task, "contrast": c, "stat": "effect", "run": run}
+                    for run in range(1, self.localizer_runs + 1) for c in conditions]
+        return out
 
     def participant_code(self, subject: str) -> str:
         """Participant code carried by a subject's unique images (``sub-03`` -> ``p04``).
@@ -381,6 +513,9 @@ def spec_for(scale: str = "tiny", n_trials: int | None = None) -> SampleSpec:
             n_trials=256 if n_trials is None else n_trials,
             nifti_variants={},
             n_nan_voxels=0,
+            anatomical_resolutions=("1pt8",),
+            raw_sessions=(),
+            localizer_session=None,
             gzip_level=1,
             n_vertices=2000,
         )

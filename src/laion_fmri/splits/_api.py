@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 from laion_fmri.errors import SplitError
-from laion_fmri.splits._bundle import TEST, TRAIN, Bundle, bundled
+from laion_fmri.splits._bundle import bundled, render_text, variant_positions
 from laion_fmri.splits._catalog import (
     check_name,
+    check_version,
     normalize_ood_types,
     normalize_pool,
     ood_type,
@@ -68,15 +69,41 @@ def list_ood_types() -> list[str]:
     return list(bundled().ood_types)
 
 
-def _resolve(name: object, pool: object) -> tuple[str, str, dict[str, Any]]:
+def list_versions() -> dict[str, str]:
+    """Bundled generations of the split files and what distinguishes them, the default first.
+
+    ``"gen3"`` (default) is the current reference release: ``random_k`` is
+    fold ``k`` of a shuffled 5-fold CV with duplicate images kept in one fold.
+    ``"gen1"`` is the original release (independent 80/20 ``random_k`` draws).
+    ``tau`` and ``ood`` are the same in both; ``cluster_k5_k`` has the same
+    members with a newer header. Pass the name as ``version=`` to any split
+    function and cite it with your results (``Split.version``).
+
+    Returns
+    -------
+    dict of str to str
+        Generation name to description.
+
+    Examples
+    --------
+    >>> list(list_versions())
+    ['gen3', 'gen1']
+    """
+    return dict(bundled().versions)
+
+
+def _resolve(
+    name: object, pool: object, version: object = None
+) -> tuple[str, str, str, dict[str, Any]]:
     bundle = bundled()
     name = check_name(name, bundle.splits)
     pool = normalize_pool(pool, bundle.pools)
-    return name, pool, dict(bundle.headers[pool][name])
+    version = check_version(version, list(bundle.versions))
+    return name, pool, version, dict(bundle.headers[version][pool][name])
 
 
-def _row(header: dict[str, Any], name: str, pool: str, variant_id: object) -> int:
-    rows = {v["variant_id"]: v["row"] for v in header["variants"]}
+def _variant(header: dict[str, Any], name: str, pool: str, variant_id: object) -> dict[str, Any]:
+    rows = {v["variant_id"]: v for v in header["variants"]}
     if isinstance(variant_id, bool) or not isinstance(variant_id, (int, np.integer)) or (
         int(variant_id) not in rows
     ):
@@ -85,13 +112,6 @@ def _row(header: dict[str, Any], name: str, pool: str, variant_id: object) -> in
             f"valid variant_id values: {', '.join(map(str, rows))}."
         )
     return rows[int(variant_id)]
-
-
-def _codes_row(bundle: Bundle, pool: str, row: int) -> tuple[np.ndarray, np.ndarray]:
-    """Table positions of the train and test images of one variant."""
-    table = bundle.tables[pool]
-    codes = table.codes[row]
-    return table.members[codes == TRAIN], table.members[codes == TEST]
 
 
 @lru_cache(maxsize=1)
@@ -107,17 +127,21 @@ def _filter_ood(test: np.ndarray, ood_types: tuple[str, ...] | None) -> np.ndarr
 
 
 def _positions(
-    name: object, pool: object, variant_id: object, ood_types: str | Iterable[str] | None
+    name: object,
+    pool: object,
+    variant_id: object,
+    ood_types: str | Iterable[str] | None,
+    version: object = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    name, pool, header = _resolve(name, pool)
+    name, pool, version, header = _resolve(name, pool, version)
     bundle = bundled()
     selected = normalize_ood_types(name, ood_types, bundle.ood_types)
-    train, test = _codes_row(bundle, pool, _row(header, name, pool, variant_id))
+    train, test = variant_positions(bundle, pool, _variant(header, name, pool, variant_id))
     return train, _filter_ood(test, selected)
 
 
 # --------------------------------------------------------------------------- splits
-def load_split(name: str, pool: str | int) -> Split:
+def load_split(name: str, pool: str | int, version: str | None = None) -> Split:
     """Load one published split.
 
     Parameters
@@ -126,6 +150,9 @@ def load_split(name: str, pool: str | int) -> Split:
         One of :func:`list_splits`.
     pool : str or int
         ``"shared"`` or a subject (``"sub-03"``, ``"03"``, ``3``).
+    version : str, optional
+        Generation of the split files (:func:`list_versions`); ``None`` is the
+        current one, ``"gen3"``.
 
     Returns
     -------
@@ -135,19 +162,22 @@ def load_split(name: str, pool: str | int) -> Split:
     Raises
     ------
     SplitError
-        If the name or pool is unknown (the message lists the valid ones).
+        If the name, pool or version is unknown (the message lists the valid
+        ones), or for the ``"pooled"`` pool, whose files are not available.
 
     Examples
     --------
     >>> split = load_split("random_0", "sub-01")
-    >>> split.pool, split.n_train, len(split.variants[0].test_ids)
-    ('sub-01', 4666, 1167)
+    >>> split.pool, split.version, split.n_train, len(split.variants[0].test_ids)
+    ('sub-01', 'gen3', 4666, 1167)
+    >>> load_split("random_0", "sub-01", version="gen1").params
+    {'method': 'uniform_random', 'seed': 0}
     """
-    name, pool, header = _resolve(name, pool)
+    name, pool, version, header = _resolve(name, pool, version)
     bundle = bundled()
     variants = []
     for variant in header["variants"]:
-        train, test = _codes_row(bundle, pool, variant["row"])
+        train, test = variant_positions(bundle, pool, variant)
         variants.append(
             SplitVariant(
                 variant_id=variant["variant_id"],
@@ -164,7 +194,54 @@ def load_split(name: str, pool: str | int) -> Split:
         n_test=header["n_test"],
         variants=variants,
         pool_description=header["pool"],
+        version=version,
     )
+
+
+def published_text(name: str, pool: str | int, version: str | None = None) -> str:
+    """One split exactly as the reference published it: the JSON text of its file.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`list_splits`.
+    pool : str or int
+        ``"shared"`` or a subject.
+    version : str, optional
+        Generation (:func:`list_versions`); ``None`` is the current one.
+
+    Returns
+    -------
+    str
+        The file's text, byte for byte (key order, indentation, ASCII escapes
+        and final newline as published).
+
+    Raises
+    ------
+    SplitError
+        For an unknown name, pool or version.
+
+    Examples
+    --------
+    >>> import json
+    >>> json.loads(published_text("tau", "shared"))["n_test"]
+    224
+    """
+    name, pool, version, header = _resolve(name, pool, version)
+    split = load_split(name, pool, version)
+    doc = {
+        "name": split.name,
+        "pool": split.pool_description,
+        "splitter": split.splitter,
+        "params": split.params,
+        "n_train": split.n_train,
+        "n_test": split.n_test,
+        "variants": [
+            {"variant_id": v.variant_id, "train_ids": v.train_ids, "test_ids": v.test_ids}
+            for v in split.variants
+        ],
+    }
+    return render_text(doc, header["text"]["indent"], header["text"]["newline"])
 
 
 def _copy_json(value: Any) -> Any:
@@ -175,13 +252,15 @@ def _copy_json(value: Any) -> Any:
     return value
 
 
-def load_all_splits(pool: str | int) -> dict[str, Split]:
+def load_all_splits(pool: str | int, version: str | None = None) -> dict[str, Split]:
     """Load every split of one pool.
 
     Parameters
     ----------
     pool : str or int
         ``"shared"`` or a subject.
+    version : str, optional
+        Generation (:func:`list_versions`); ``None`` is the current one.
 
     Returns
     -------
@@ -191,7 +270,7 @@ def load_all_splits(pool: str | int) -> dict[str, Split]:
     Raises
     ------
     SplitError
-        If the pool is unknown.
+        If the pool or version is unknown.
 
     Examples
     --------
@@ -199,7 +278,8 @@ def load_all_splits(pool: str | int) -> dict[str, Split]:
     'ood'
     """
     pool = normalize_pool(pool, bundled().pools)
-    return {name: load_split(name, pool) for name in list_splits()}
+    version = check_version(version, list(bundled().versions))
+    return {name: load_split(name, pool, version) for name in list_splits()}
 
 
 def get_train_test_ids(
@@ -207,6 +287,7 @@ def get_train_test_ids(
     pool: str | int,
     variant_id: int = 0,
     ood_types: str | Iterable[str] | None = None,
+    version: str | None = None,
 ) -> tuple[list[str], list[str]]:
     """Train and test image IDs of one split.
 
@@ -221,17 +302,20 @@ def get_train_test_ids(
     ood_types : str or iterable of str, optional
         Only for ``name="ood"``: keep only test images of these types
         (:func:`list_ood_types`). The train side is unchanged.
+    version : str, optional
+        Generation (:func:`list_versions`); ``None`` is the current one.
 
     Returns
     -------
     (list of str, list of str)
-        New lists, sorted by code point.
+        New lists in published order (code-point order, except the shuffled
+        test folds of ``random_k`` in ``"gen3"``).
 
     Raises
     ------
     SplitError
-        For an unknown name, pool, variant or OOD type, an empty ``ood_types``,
-        or ``ood_types`` given for a split other than ``ood``.
+        For an unknown name, pool, version, variant or OOD type, an empty
+        ``ood_types``, or ``ood_types`` given for a split other than ``ood``.
 
     Examples
     --------
@@ -239,7 +323,7 @@ def get_train_test_ids(
     >>> len(train), len(test)
     (1121, 146)
     """
-    train, test = _positions(name, pool, variant_id, ood_types)
+    train, test = _positions(name, pool, variant_id, ood_types, version)
     ids = bundled().ids
     return ids[train].tolist(), ids[test].tolist()
 
@@ -335,6 +419,7 @@ def get_split_masks(
     pool: str | int,
     variant_id: int = 0,
     ood_types: str | Iterable[str] | None = None,
+    version: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Boolean train/test masks over trials for one split.
 
@@ -351,6 +436,8 @@ def get_split_masks(
         The variant (the published files have only ``0``).
     ood_types : str or iterable of str, optional
         Only for ``name="ood"``: restrict the test side to these OOD types.
+    version : str, optional
+        Generation (:func:`list_versions`); ``None`` is the current one.
 
     Returns
     -------
@@ -372,7 +459,7 @@ def get_split_masks(
     >>> train.tolist(), test.tolist()
     ([False, True, False], [True, False, False])
     """
-    train, test = _positions(name, pool, variant_id, ood_types)
+    train, test = _positions(name, pool, variant_id, ood_types, version)
     labels = trial_labels(trials)
     n_ids = len(bundled().ids)
     # One extra False slot so position -1 (unknown label) looks up False.

@@ -22,6 +22,26 @@ OOD_SPLIT = "ood"
 OOD_TYPE_RE = re.compile(r"^shared_4rep_OOD_([a-zA-Z0-9-]+)_.+\.(png|jpg)$")
 FAMILIES: tuple[str, ...] = ("random", "cluster_k5", "tau", "ood")
 
+# Generations of the published split files, the default first. The names follow
+# the three generations of the published random splits; generation 2 (5-fold
+# CV before the duplicate moves) is not bundled.
+VERSIONS: dict[str, str] = {
+    "gen3": (
+        "current release (default): random_k = shuffled 5-fold CV, fold k (seed 42); in the "
+        "subject pools 66 duplicate images moved so duplicates share a fold (params "
+        "'revision': 2); tau and ood unchanged; cluster_k5_k same members under the "
+        "current header (kmeans_cluster_holdout)"
+    ),
+    "gen1": (
+        "original release: random_k = independent uniform 80/20 draws (seed k), "
+        "not folds; tau, cluster_k5_k and ood as first published"
+    ),
+}
+# Upstream has a seventh pool whose files were never made available to this package.
+UNAVAILABLE_POOLS: dict[str, str] = {
+    "pooled": "all 24,681 regular images of every subject; tau and cluster_k5_0..4 only",
+}
+
 
 def ood_type(image_id: str) -> str | None:
     """Return the OOD type of an image ID, or ``None`` for regular images.
@@ -82,7 +102,8 @@ def normalize_pool(pool: object, valid: Sequence[str] = POOLS) -> str:
     Raises
     ------
     SplitError
-        Naming the valid pools and the closest matches.
+        Naming the valid pools and the closest matches; for ``"pooled"``,
+        saying that its files are not available.
 
     Examples
     --------
@@ -91,6 +112,14 @@ def normalize_pool(pool: object, valid: Sequence[str] = POOLS) -> str:
     """
     if isinstance(pool, str) and pool.strip().lower() == SHARED_POOL:
         return SHARED_POOL
+    if isinstance(pool, str) and pool.strip().lower() in UNAVAILABLE_POOLS:
+        key = pool.strip().lower()
+        raise SplitError(
+            f"The {key!r} pool ({UNAVAILABLE_POOLS[key]}) exists in the reference release, but "
+            "its split files are not available to this package, so it is not bundled and "
+            "nothing is substituted for it. Use 'shared' or a subject pool "
+            f"({', '.join(valid)})."
+        )
     subjects = [p for p in valid if p != SHARED_POOL]
     try:
         return normalize_subject(pool, subjects)
@@ -146,6 +175,32 @@ def normalize_ood_types(
     return tuple(dict.fromkeys(selected))
 
 
+def check_version(version: object, valid: Sequence[str]) -> str:
+    """Return the generation name for ``version`` (``None`` = the default, ``valid[0]``).
+
+    Raises
+    ------
+    SplitError
+        Naming the valid generations and the closest matches.
+
+    Examples
+    --------
+    >>> check_version(None, ["gen3", "gen1"])
+    'gen3'
+    >>> check_version("gen1", ["gen3", "gen1"])
+    'gen1'
+    """
+    if version is None:
+        return valid[0]
+    if not isinstance(version, str) or version not in valid:
+        raise _unknown(
+            "split version", version, valid,
+            " Generation 2 (5-fold CV before the duplicate moves) is not bundled. See "
+            "`laion_fmri.splits.list_versions()` or `laion-fmri splits list`.",
+        )
+    return version
+
+
 __all__ = [
     "FAMILIES",
     "OOD_SPLIT",
@@ -154,6 +209,7 @@ __all__ = [
     "SHARED_POOL",
     "SPLIT_NAMES",
     "check_name",
+    "check_version",
     "normalize_ood_types",
     "normalize_pool",
     "ood_type",

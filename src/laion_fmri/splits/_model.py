@@ -62,13 +62,17 @@ class Split:
     pool_description : str
         The free-text pool description inside the published file. It uses an
         internal subject numbering for some pools; rely on ``pool`` instead.
+    version : str
+        The generation of the published files this split comes from
+        (``"gen3"`` current, ``"gen1"`` original; see
+        :func:`laion_fmri.splits.list_versions`). Cite it with results.
 
     Examples
     --------
     >>> from laion_fmri.splits import load_split
     >>> split = load_split("tau", "shared")
-    >>> split.split_family, split.n_train, split.n_test
-    ('tau', 897, 224)
+    >>> split.split_family, split.n_train, split.n_test, split.version
+    ('tau', 897, 224, 'gen3')
     """
 
     name: str
@@ -79,6 +83,7 @@ class Split:
     n_test: int
     variants: list[SplitVariant] = field(default_factory=list)
     pool_description: str = ""
+    version: str = ""
 
     @property
     def split_family(self) -> str:

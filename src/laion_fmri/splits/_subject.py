@@ -52,6 +52,7 @@ def subject_split(
     nc_threshold: float | None = None,
     variant_id: int = 0,
     ood_types: str | Iterable[str] | None = None,
+    version: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, pd.DataFrame]:
     """Split a subject's single-trial betas into train and test sets.
 
@@ -71,6 +72,9 @@ def subject_split(
         Split variant (only ``0`` is published).
     ood_types : str or iterable of str, optional
         Only for ``name="ood"``: restrict the test side to these OOD types.
+    version : str, optional
+        Generation of the split files (:func:`laion_fmri.splits.list_versions`);
+        ``None`` is the current one, ``"gen3"``.
 
     Returns
     -------
@@ -102,7 +106,7 @@ def subject_split(
         for s in _session_order(metadata, betas)
     ]
     trials = pd.concat([t for _, t in blocks]) if blocks else metadata.iloc[:0]
-    train_mask, test_mask = get_split_masks(trials, name, pool, variant_id, ood_types)
+    train_mask, test_mask = get_split_masks(trials, name, pool, variant_id, ood_types, version)
     # Select per session so the full stacked matrix is never materialised.
     x_train, x_test, start = [], [], 0
     for block, part in blocks:
