@@ -18,7 +18,6 @@ from PIL import Image
 from laion_fmri import layout
 from laion_fmri.cli import main
 from laion_fmri.errors import ConfigError, SampleDirError
-from laion_fmri.sample._freesurfer import freesurfer_keys, templateflow_keys
 from laion_fmri.sample import (
     SPEC_VERSION,
     ensure_sample_dataset,
@@ -27,6 +26,7 @@ from laion_fmri.sample import (
     sample_info,
     spec_for,
 )
+from laion_fmri.sample._freesurfer import freesurfer_keys, templateflow_keys
 from laion_fmri.stats import average_repeats, zscore_by_session
 
 SPEC = spec_for("tiny")

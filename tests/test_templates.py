@@ -21,25 +21,25 @@ pytest.importorskip("scipy")
 pytest.importorskip("nilearn")
 pytest.importorskip("nitransforms")
 
-from nilearn.surface import InMemoryMesh, vol_to_surf  # noqa: E402
-from nitransforms.base import SurfaceMesh  # noqa: E402
-from nitransforms.surface import SurfaceResampler  # noqa: E402
+from nilearn.surface import InMemoryMesh, vol_to_surf
+from nitransforms.base import SurfaceMesh
+from nitransforms.surface import SurfaceResampler
 
-from laion_fmri import load_subject  # noqa: E402
-from laion_fmri.errors import DataNotDownloadedError, MissingDependencyError  # noqa: E402
-from laion_fmri.sample._freesurfer import icosphere  # noqa: E402
-from laion_fmri.templates import (  # noqa: E402
+from laion_fmri import load_subject
+from laion_fmri.errors import DataNotDownloadedError, MissingDependencyError
+from laion_fmri.sample._freesurfer import icosphere
+from laion_fmri.templates import (
     MNI305_AFFINE,
     MNI305_SHAPE,
+    _project,
     projection_matrices,
     surface_to_template,
     to_template,
     volume_to_surface,
     volume_to_template,
 )
-from laion_fmri.templates import _project  # noqa: E402
-from laion_fmri.templates._files import read_lta  # noqa: E402
-from laion_fmri.templates.api import _to_template  # noqa: E402
+from laion_fmri.templates._files import read_lta
+from laion_fmri.templates.api import _to_template
 
 RTOL = 1e-5
 HEMI = {"L": "lh", "R": "rh"}
@@ -360,7 +360,7 @@ def test_real_format_surface_oblique_grid(tmp_path: Path, monkeypatch: pytest.Mo
         vol = _scatter(values, mask, subject.grid_shape)
         fs_dir = tmp_path / "derivatives" / "freesurfer" / "sub-05"
         for hemi in "LR":
-            tpl = tmp_path / "tf-home" / "tpl-fsaverage" / f"tpl-fsaverage_hemi-{hemi}_den-10k_sphere.surf.gii"
+            tpl = tmp_path / "tf-home" / "tpl-fsaverage" / _template(tmp_path, hemi).name
             ref = reference_chain(vol, subject.affine, fs_dir, tpl, hemi)
             assert ref.shape == (3, 2562)
             assert_same(out[hemi], ref)
