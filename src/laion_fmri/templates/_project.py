@@ -100,9 +100,9 @@ def build(geometry: Geometry, bad: np.ndarray | None = None) -> Projection:
     from scipy import sparse
 
     coords, faces = read_surface(geometry.surface)
-    sampling, empty = sampling_matrix(coords, faces, geometry.affine, geometry.grid_shape,
-                                      geometry.interpolation, columns=geometry.columns, bad=bad)
     if geometry.template is None:
+        sampling, empty = sampling_matrix(coords, faces, geometry.affine, geometry.grid_shape,
+                                          geometry.interpolation, columns=geometry.columns, bad=bad)
         return Projection(sparse.csr_array(sampling, dtype=np.float32), empty)
     sphere, sphere_faces = read_sphere(geometry.sphere)
     template, _ = read_sphere(geometry.template)
@@ -112,12 +112,18 @@ def build(geometry: Geometry, bad: np.ndarray | None = None) -> Projection:
             f"{len(coords)}; they must come from the same FreeSurfer subject."
         )
     resampler = resampling_matrix(template, sphere, sphere_faces)
-    composed = sparse.csr_array(resampler @ sampling, dtype=np.float32)
+    # Only the fsnative vertices the resampler reads need sampling (~3 per template vertex).
+    needed = np.unique(resampler.indices)
+    sampling, empty = sampling_matrix(coords, faces, geometry.affine, geometry.grid_shape,
+                                      geometry.interpolation, columns=geometry.columns, bad=bad,
+                                      vertices=needed)
+    reduced = sparse.csr_array(resampler[:, needed])
+    composed = sparse.csr_array(reduced @ sampling, dtype=np.float32)
     composed.sort_indices()
     # A NaN fsnative vertex spreads NaN to every template vertex that stores a weight on it.
     empty_rows = np.zeros(resampler.shape[0], dtype=bool)
     if empty.any():
-        touched = sparse.csr_array(resampler[:, np.flatnonzero(empty)])
+        touched = sparse.csr_array(reduced[:, np.flatnonzero(empty)])
         empty_rows = np.diff(touched.indptr) > 0
     return Projection(composed, empty_rows)
 

@@ -61,7 +61,8 @@ def _unit_rows(rows: np.ndarray) -> np.ndarray:
 
 
 def sample_points(coords: np.ndarray, faces: np.ndarray, affine: np.ndarray,
-                  radius: float = LINE_RADIUS, n_samples: int = LINE_SAMPLES) -> np.ndarray:
+                  radius: float = LINE_RADIUS, n_samples: int = LINE_SAMPLES,
+                  vertices: np.ndarray | None = None) -> np.ndarray:
     """Voxel-space sample positions along each vertex normal (nilearn's ``line`` kind).
 
     Parameters
@@ -74,6 +75,8 @@ def sample_points(coords: np.ndarray, faces: np.ndarray, affine: np.ndarray,
         Half-length (mm) of the segment on the normal.
     n_samples : int
         Points per vertex, evenly spaced from ``+radius`` to ``-radius``.
+    vertices : numpy.ndarray, optional
+        Only these vertices (normals still come from the whole mesh).
 
     Returns
     -------
@@ -89,6 +92,8 @@ def sample_points(coords: np.ndarray, faces: np.ndarray, affine: np.ndarray,
     """
     coords = np.asarray(coords, dtype=np.float64)
     normals = vertex_normals(coords, faces)
+    if vertices is not None:
+        coords, normals = coords[vertices], normals[vertices]
     offsets = np.linspace(radius, -radius, n_samples)
     world = coords[:, None, :] + normals[:, None, :] * offsets[None, :, None]
     inv = np.linalg.inv(np.asarray(affine, dtype=np.float64))
@@ -98,7 +103,7 @@ def sample_points(coords: np.ndarray, faces: np.ndarray, affine: np.ndarray,
 def sampling_matrix(coords: np.ndarray, faces: np.ndarray, affine: np.ndarray,
                     grid_shape: tuple[int, int, int], interpolation: str = "linear",
                     columns: np.ndarray | None = None, bad: np.ndarray | None = None,
-                    ) -> tuple[object, np.ndarray]:
+                    vertices: np.ndarray | None = None) -> tuple[object, np.ndarray]:
     """Sparse ``(n_vertices, prod(grid_shape))`` matrix equal to ``vol_to_surf`` on a volume.
 
     Parameters
@@ -121,13 +126,15 @@ def sampling_matrix(coords: np.ndarray, faces: np.ndarray, affine: np.ndarray,
         bool over the flat grid: NaN voxels. As in nilearn, a linear sample
         touching one (any of its 8 corners) is dropped from its vertex's
         average, a nearest-voxel sample on one makes its vertex NaN.
+    vertices : numpy.ndarray, optional
+        Compute only these vertices' rows (in this order); default: all.
 
     Returns
     -------
     matrix : scipy.sparse.csr_array
         float64 weights; each row with samples sums to 1 over the grid.
     empty : numpy.ndarray
-        bool ``(n_vertices,)``: vertices with no sample inside the image
+        bool ``(n_rows,)``: vertices with no sample inside the image
         (``NaN`` in nilearn's output).
 
     Raises
@@ -146,7 +153,7 @@ def sampling_matrix(coords: np.ndarray, faces: np.ndarray, affine: np.ndarray,
     from scipy import sparse
 
     shape = tuple(int(s) for s in grid_shape)
-    points = sample_points(coords, faces, affine)
+    points = sample_points(coords, faces, affine, vertices=vertices)
     n_vertices, n_samples, _ = points.shape
     flat = points.reshape(-1, 3)
     size = np.asarray(shape, dtype=np.float64)
