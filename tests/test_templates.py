@@ -424,3 +424,33 @@ def test_cache_key_changes_with_interpolation_and_mask(tmp_path: Path) -> None:
     keys = {_project.Geometry(columns=c, interpolation=i, **kw).key()
             for c in (anat, rsq, None) for i in ("linear", "nearest")}
     assert len(keys) == 6
+
+
+# ------------------------------------------------------------- get_betas(space=...) helper, figure
+def test_project_betas_for_selections_and_session_dicts(sub) -> None:  # type: ignore[no-untyped-def]
+    from laion_fmri.templates import project_betas
+
+    sessions = sub.get_betas(session=["ses-01", "ses-02"], roi="face")
+    sel = sub.voxel_selection("face", None)
+    out = project_betas(sub, sessions, "fsaverage5", hemi="L", selection=sel, mask_source="rsquare")
+    assert set(out) == {"ses-01", "ses-02"}
+    full = np.zeros((sessions["ses-02"].shape[0], sub.get_n_voxels()), np.float32)
+    full[:, sel] = sessions["ses-02"]
+    expected = to_template(sub, full, "fsaverage5", hemi="L", mask_source="rsquare")["L"]
+    np.testing.assert_allclose(out["ses-02"], expected, rtol=1e-6, atol=1e-6)
+    whole = sub.get_betas(session="ses-01")
+    assert project_betas(sub, whole, "T1w") is whole
+    both = project_betas(sub, whole, "fsaverage", mask_source="rsquare")
+    assert set(both) == {"L", "R"} and both["R"].shape == (whole.shape[0], 162)
+
+
+def test_noise_ceiling_figure_on_fsaverage(sub, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from laion_fmri.plotting_surface import plot_fsaverage, plot_noise_ceiling_on_fsaverage
+
+    png = tmp_path / "nc.png"
+    fig = plot_noise_ceiling_on_fsaverage(sub, session="ses-01", mask_source="rsquare", out=png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len([ax for ax in fig.axes if ax.name == "3d"]) == 4
+    assert "ses-01" in fig._suptitle.get_text()  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="values"):
+        plot_fsaverage({"L": np.zeros(5)}, data_dir=sub.data_dir)

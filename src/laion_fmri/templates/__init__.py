@@ -12,6 +12,7 @@ nearest-neighbour index map through ``talairach.lta``.
 
 from laion_fmri.templates._mni import MNI305_AFFINE, MNI305_SHAPE
 from laion_fmri.templates.api import (
+    project_betas,
     projection_matrices,
     surface_to_template,
     to_template,
@@ -22,6 +23,7 @@ from laion_fmri.templates.api import (
 __all__ = [
     "MNI305_AFFINE",
     "MNI305_SHAPE",
+    "project_betas",
     "projection_matrices",
     "surface_to_template",
     "to_template",

@@ -511,3 +511,49 @@ def _to_template(subject: Any, values: Any, target: str, *, hemi: str | None = N
 
         write_surfaces(out, Path(output_dir), subject.subject_id, density, session, desc)
     return out
+
+
+def project_betas(subject: Any, betas: Any, space: str, *, hemi: str | None = None,
+                  selection: np.ndarray | None = None, mask_source: str = "anatomical",
+                  surface: str = "white", interpolation: str = "linear") -> Any:
+    """Betas as ``Subject.get_betas`` returns them, moved to ``space`` (``get_betas(space=...)``).
+
+    Parameters
+    ----------
+    subject : Subject
+        The subject the betas come from.
+    betas : numpy.ndarray or dict
+        ``(n_trials, n_selected)``, or ``{session: array}`` for a session list.
+    space : {"T1w", "fsaverage5", "fsaverage6", "fsaverage7", "fsaverage", "MNI305"}
+        ``"T1w"`` returns ``betas`` unchanged.
+    hemi : {"L", "R"} or None
+        For surface spaces: one hemisphere's array, or ``{"L", "R"}`` dicts.
+    selection : numpy.ndarray, optional
+        Which brain voxels the columns are (``Subject.voxel_selection(roi, mask)``);
+        voxels outside count as 0, as in ``Subject.to_nifti``.
+    mask_source : {"anatomical", "rsquare"}
+        The brain mask the betas follow.
+    surface, interpolation
+        As for :func:`to_template`.
+
+    Returns
+    -------
+    numpy.ndarray or dict or nibabel.Nifti1Image
+        Surface spaces: ``(n_trials, n_vertices)`` when ``hemi`` is given, else
+        ``{"L": ..., "R": ...}``; a dict of those for a session dict.
+
+    Examples
+    --------
+    >>> lh = project_betas(sub, sub.get_betas(session="ses-01"), "fsaverage5", hemi="L",
+    ...                    mask_source="rsquare")  # doctest: +SKIP
+    """
+    if space in (None, "T1w"):
+        return betas
+    if isinstance(betas, Mapping):
+        return {key: project_betas(subject, value, space, hemi=hemi, selection=selection,
+                                   mask_source=mask_source, surface=surface,
+                                   interpolation=interpolation)
+                for key, value in betas.items()}
+    out = _to_template(subject, betas, space, hemi=hemi, surface=surface,
+                       interpolation=interpolation, mask_source=mask_source, selection=selection)
+    return out[_hemis(hemi)[0]] if hemi is not None and isinstance(out, dict) else out
