@@ -126,8 +126,8 @@ def plot_fsaverage(values: Mapping[str, np.ndarray], *, density: str = "fsaverag
         for view, (elev, azim) in zip(("lateral", "medial"), _VIEWS[hemi], strict=True):
             panel += 1
             ax = fig.add_subplot(1, 2 * len(hemis), panel, projection="3d")
-            poly = Poly3DCollection(coords[faces], facecolors=face_colors, edgecolors="none",
-                                    linewidths=0)
+            poly = Poly3DCollection(coords[faces], facecolors=face_colors, edgecolors=face_colors,
+                                    linewidths=0.2)
             ax.add_collection3d(poly)
             for setter, c in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), centre, strict=True):
                 setter(c - span, c + span)
