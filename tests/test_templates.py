@@ -162,6 +162,13 @@ def test_input_kinds_agree(sub, tmp_path: Path) -> None:  # type: ignore[no-unty
     from_file = to_template(sub, path, "fsaverage", hemi="L")
     fs_dir = sub.data_dir / "derivatives" / "freesurfer" / "sub-03"
     assert_same(from_file["L"], reference_chain(vol, sub.affine, fs_dir, _template(sub.data_dir, "L"), "L"))
+    path3 = tmp_path / "one.nii"
+    nib.save(nib.Nifti1Image(vol[..., 2], sub.affine), path3)
+    one = to_template(sub, path3, "fsaverage", hemi="L")
+    np.testing.assert_allclose(one["L"], from_file["L"][2], rtol=1e-6, atol=1e-6)
+    mni_file = np.asarray(to_template(sub, path, "MNI305").dataobj)
+    mni_rows = np.asarray(to_template(sub, betas[:4], "MNI305", mask_source="rsquare").dataobj)
+    np.testing.assert_array_equal(mni_file, mni_rows)  # (the out-of-mask voxel maps outside MNI)
 
 
 def test_building_blocks_compose(sub) -> None:  # type: ignore[no-untyped-def]

@@ -60,21 +60,21 @@ def _cache_dir(subject: Any) -> Path:
 
 # --------------------------------------------------------------------------- inputs
 class _NiftiRows:
-    """Rows (volumes, flattened in C order) of a 3-D/4-D NIfTI, read a block at a time."""
+    """A 3-D/4-D NIfTI on the betas grid whose volumes are the rows (C-order flat voxels)."""
 
-    def __init__(self, img: Any) -> None:
+    def __init__(self, path: Path, img: Any) -> None:
+        self.path = path
         self.img = img
         shape = tuple(int(s) for s in img.shape)
-        self.n = 1 if len(shape) == 3 else shape[3]
-        self.shape = (self.n, int(np.prod(shape[:3])))
+        self.grid_shape = shape[:3]
+        self.shape = (1 if len(shape) == 3 else shape[3], int(np.prod(shape[:3])))
 
-    def __getitem__(self, rows: slice) -> np.ndarray:
-        start, stop, _ = rows.indices(self.n)
-        if len(self.img.shape) == 3:
-            data = np.asarray(self.img.dataobj, dtype=np.float32)[None]
-        else:
-            data = np.moveaxis(np.asarray(self.img.dataobj[..., start:stop], dtype=np.float32), -1, 0)
-        return data.reshape(data.shape[0], -1)
+    def read_columns(self, grid_indices: np.ndarray) -> np.ndarray:
+        """``(n_volumes, len(grid_indices))`` float32: one streaming pass over the file."""
+        from laion_fmri import nifti
+
+        offsets = nifti.gather_offsets(np.asarray(grid_indices, dtype=np.int64), self.grid_shape)
+        return nifti.read_masked(self.path, offsets)
 
 
 def _prepare(subject: Any, values: Any, mask_source: str) -> tuple[Any, np.ndarray | None, bool]:
@@ -92,7 +92,7 @@ def _prepare(subject: Any, values: Any, mask_source: str) -> tuple[Any, np.ndarr
             )
         if len(shape) not in (3, 4):
             raise ValueError(f"{values} must be a 3-D or 4-D image, not {len(shape)}-D.")
-        return _NiftiRows(img), None, len(shape) == 3
+        return _NiftiRows(Path(values), img), None, len(shape) == 3
     mask = _brain_mask(subject, mask_source)
     columns = np.flatnonzero(mask)
     ndim = len(getattr(values, "shape", ()))
@@ -215,6 +215,11 @@ def _project_surface(subject: Any, values: Any, hemis: list[str], surface: str, 
         outs = _reference_route(subject, rows, columns, geoms)
     else:
         projections = [_project.load_or_build(g, _cache_dir(subject))[0] for g in geoms]
+        if isinstance(rows, _NiftiRows):
+            # Read only the voxels the surfaces sample, in one pass over the file.
+            columns = np.unique(np.concatenate([p.matrix.indices for p in projections]))
+            rows = rows.read_columns(columns)
+            selection = columns
         if selection is not None:
             projections = [_project.Projection(_select_columns(p.matrix, selection), p.empty_rows)
                            for p in projections]
@@ -258,19 +263,21 @@ def _reference_route(subject: Any, rows: Any, columns: np.ndarray | None,
 
     from laion_fmri.templates import _reference
 
-    block = np.asarray(rows[0:rows.shape[0]], dtype=np.float32)
-    if columns is None:
-        vol = np.moveaxis(block.reshape((-1, *subject.grid_shape)), 0, -1)
+    if isinstance(rows, _NiftiRows):
+        img = rows.img
+        n_rows = rows.shape[0]
     else:
-        vol = _reference.scatter(block, columns, tuple(subject.grid_shape))
-    img = nib.Nifti1Image(vol, np.asarray(subject.affine))
+        block = np.asarray(rows[0:rows.shape[0]], dtype=np.float32)
+        img = nib.Nifti1Image(_reference.scatter(block, columns, tuple(subject.grid_shape)),
+                              np.asarray(subject.affine))
+        n_rows = block.shape[0]
     outs = []
     for g in geoms:
         if g.template is None:
             raise ValueError("route='reference' projects to a template; use route='matrix' here.")
         out = _reference.vol_to_template(img, str(g.surface), str(g.sphere), str(g.template),
                                          g.interpolation)
-        outs.append(np.asarray(out, dtype=np.float32).reshape(block.shape[0], -1))
+        outs.append(np.asarray(out, dtype=np.float32).reshape(n_rows, -1))
     return outs
 
 
@@ -403,6 +410,9 @@ def volume_to_template(subject: Any, values: Any, target: str = "MNI305", *,
                        "mri/transforms/talairach.lta")
     mapping = _mni.index_map(read_lta(lta), np.asarray(subject.affine),
                              tuple(int(s) for s in subject.grid_shape), columns)
+    if isinstance(rows, _NiftiRows):  # read only the voxels the output copies
+        needed, mapping[mapping >= 0] = np.unique(mapping[mapping >= 0], return_inverse=True)
+        rows = rows.read_columns(needed)
     n = int(rows.shape[0])
     data = np.empty((*_mni.MNI305_SHAPE, n), dtype=np.float32)
     for start, block in _project.iter_row_blocks(rows, _project.DEFAULT_CHUNK):
