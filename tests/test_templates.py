@@ -175,6 +175,9 @@ def test_building_blocks_compose(sub) -> None:  # type: ignore[no-untyped-def]
     betas = sub.get_betas(session="ses-02")[:5]
     native = volume_to_surface(sub, betas, mask_source="rsquare")
     assert native["L"].shape == (5, 642)
+    vol = _scatter(betas, sub.get_brain_mask(), sub.grid_shape)
+    mesh = _fs_mesh(sub.data_dir / "derivatives" / "freesurfer" / "sub-03" / "surf" / "lh.white")
+    assert_same(native["L"], vol_to_surf(nib.Nifti1Image(vol, sub.affine), mesh).T)
     fsavg = surface_to_template(sub, native)
     direct = to_template(sub, betas, "fsaverage5", mask_source="rsquare")
     for hemi in "LR":
