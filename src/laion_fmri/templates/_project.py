@@ -12,9 +12,11 @@ Changing any input changes the key, so a stale matrix is never used.
 
 Template vertices whose fsnative neighbours have no sample inside the image
 are ``NaN`` in the reference chain; they are stored as ``empty_rows`` and set
-to ``NaN`` after the product. Rows of values containing ``NaN`` voxels get a
-matrix rebuilt for their NaN pattern (nilearn drops samples touching a NaN
-voxel from the vertex average), so the numbers still match the reference.
+to ``NaN`` after the product. Rows whose ``NaN`` voxels the matrix reads (the
+product shows them) are redone with a matrix rebuilt for their NaN pattern
+(nilearn drops samples touching a NaN voxel from the vertex average), so the
+numbers still match the reference; NaN voxels the surfaces never sample cost
+nothing.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ from laion_fmri.templates._resample import resampling_matrix
 from laion_fmri.templates._sampling import sampling_matrix
 
 MATRIX_VERSION = 1
-#: Rows (trials) multiplied at once: bounds the temporary copies to ~chunk x n_columns x 4 B.
-DEFAULT_CHUNK = 64
+#: Rows (trials) multiplied at once: bounds the temporary copy to chunk x n_columns x 4 B.
+DEFAULT_CHUNK = 32
 
 
 @dataclass(frozen=True)
@@ -218,13 +220,13 @@ def apply(projections: list[Projection], values: object, rebuild: list[Geometry]
         ``(n_rows, n_columns)`` NumPy or dask array.
     rebuild : list of Geometry, optional
         The geometries behind ``projections``; used to rebuild the matrix for
-        rows containing NaN (see module docs).
+        rows whose NaN voxels reach the output (see module docs).
     columns_to_grid : numpy.ndarray, optional
         Flat grid index of each column (``None``: columns are the grid).
     grid_size : int
         Number of grid voxels.
     chunk : int
-        Rows per product.
+        Rows per product (memory: one transposed block, ``chunk x n_columns x 4`` bytes).
 
     Returns
     -------
@@ -233,29 +235,29 @@ def apply(projections: list[Projection], values: object, rebuild: list[Geometry]
     """
     n_rows = int(values.shape[0])  # type: ignore[attr-defined]
     outs = [np.empty((n_rows, p.n_vertices), dtype=np.float32) for p in projections]
-    special: dict[bytes, list[Projection]] = {}
+    special: dict[tuple[int, bytes], Projection] = {}
     for start, block in iter_row_blocks(values, chunk):
-        nan = np.isnan(block)
-        has_nan = nan.any(axis=1) if nan.any() else np.zeros(len(block), dtype=bool)
-        clean = np.ascontiguousarray(block.T) if not has_nan.any() else \
-            np.ascontiguousarray(np.where(nan, np.float32(0), block).T)
-        for out, proj in zip(outs, projections, strict=True):
-            res = proj.matrix @ clean  # type: ignore[operator]
+        columns = np.ascontiguousarray(block.T)  # the sparse kernel wants C-ordered vectors
+        for k, (out, proj) in enumerate(zip(outs, projections, strict=True)):
+            res = proj.matrix @ columns  # type: ignore[operator]
+            # NaN voxels matter only where the matrix reads them: the product shows which rows.
+            hit = np.flatnonzero(np.isnan(res).any(axis=0))
             res[proj.empty_rows] = np.nan
             out[start:start + len(block)] = res.T
-        for i in np.flatnonzero(has_nan):
-            pattern = np.packbits(nan[i]).tobytes()
-            if pattern not in special:
-                special[pattern] = _nan_projections(nan[i], rebuild, columns_to_grid, grid_size)
-            for out, proj in zip(outs, special[pattern], strict=True):
-                res = proj.matrix @ clean[:, i]  # type: ignore[operator]
-                res[proj.empty_rows] = np.nan
-                out[start + i] = res
+            for i in hit:
+                nan = np.isnan(block[i])
+                key = (k, np.packbits(nan).tobytes())
+                if key not in special:
+                    special[key] = _nan_projection(nan, rebuild, k, columns_to_grid, grid_size)
+                fixed = special[key].matrix @ np.where(nan, np.float32(0), block[i])  # type: ignore[operator]
+                fixed[special[key].empty_rows] = np.nan
+                out[start + i] = fixed
+        del columns
     return outs
 
 
-def _nan_projections(nan_columns: np.ndarray, rebuild: list[Geometry] | None,
-                     columns_to_grid: np.ndarray | None, grid_size: int) -> list[Projection]:
+def _nan_projection(nan_columns: np.ndarray, rebuild: list[Geometry] | None, index: int,
+                    columns_to_grid: np.ndarray | None, grid_size: int) -> Projection:
     if rebuild is None:
         raise ValueError("values contain NaN; pass the geometries to rebuild the projection.")
     bad = np.zeros(grid_size, dtype=bool)
@@ -263,4 +265,4 @@ def _nan_projections(nan_columns: np.ndarray, rebuild: list[Geometry] | None,
         bad[:] = nan_columns
     else:
         bad[columns_to_grid[nan_columns]] = True
-    return [build(g, bad=bad) for g in rebuild]
+    return build(rebuild[index], bad=bad)

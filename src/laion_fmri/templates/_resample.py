@@ -17,7 +17,7 @@ import numpy as np
 
 #: Nearest moving vertices whose triangles are searched (nitransforms' ``k``).
 N_NEAREST = 10
-_CHUNK = 4096
+_CHUNK = 2048
 
 
 class NotASphereError(ValueError):

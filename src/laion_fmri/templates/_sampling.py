@@ -19,6 +19,8 @@ import numpy as np
 #: nilearn's defaults for ``kind="line"``: half-width (mm) and number of samples.
 LINE_RADIUS = 3.0
 LINE_SAMPLES = 10
+#: Vertices sampled per step when building a matrix (bounds the temporaries).
+_CHUNK = 8192
 
 
 def vertex_normals(coords: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -45,12 +47,15 @@ def vertex_normals(coords: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """
     coords = np.asarray(coords, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64)
-    corner = coords[faces]
-    normals = np.cross(corner[:, 1] - corner[:, 0], corner[:, 2] - corner[:, 0])
-    normals = _unit_rows(normals)
     summed = np.zeros_like(coords)
-    for k in range(3):
-        np.add.at(summed, faces[:, k], normals)
+    for start in range(0, len(faces), _CHUNK * 8):  # bounded temporaries on big meshes
+        part = faces[start:start + _CHUNK * 8]
+        corner = coords[part]
+        normals = _unit_rows(np.cross(corner[:, 1] - corner[:, 0], corner[:, 2] - corner[:, 0]))
+        for k in range(3):
+            summed[:, k] += np.bincount(part[:, 0], normals[:, k], minlength=len(coords))
+            summed[:, k] += np.bincount(part[:, 1], normals[:, k], minlength=len(coords))
+            summed[:, k] += np.bincount(part[:, 2], normals[:, k], minlength=len(coords))
     return _unit_rows(summed)
 
 
@@ -152,8 +157,36 @@ def sampling_matrix(coords: np.ndarray, faces: np.ndarray, affine: np.ndarray,
     """
     from scipy import sparse
 
+    if interpolation not in ("linear", "nearest"):
+        raise ValueError(f"interpolation must be 'linear' or 'nearest', not {interpolation!r}.")
     shape = tuple(int(s) for s in grid_shape)
     points = sample_points(coords, faces, affine, vertices=vertices)
+    n_cols = int(np.prod(shape)) if columns is None else len(columns)
+    order = sorted_cols = None
+    if columns is not None:
+        columns = np.asarray(columns, dtype=np.int64)
+        order = np.argsort(columns, kind="stable")
+        sorted_cols = columns[order]
+    pieces, empties = [], []
+    for start in range(0, len(points), _CHUNK):
+        part, empty = _chunk_rows(points[start:start + _CHUNK], shape, interpolation, bad)
+        rows, cols, weights = part
+        if sorted_cols is not None:
+            pos = np.minimum(np.searchsorted(sorted_cols, cols), len(sorted_cols) - 1)
+            inside = sorted_cols[pos] == cols
+            rows, cols, weights = rows[inside], order[pos[inside]], weights[inside]
+        piece = sparse.csr_array((weights, (rows, cols)), shape=(len(empty), n_cols))
+        piece.sum_duplicates()
+        pieces.append(piece)
+        empties.append(empty)
+    if not pieces:
+        return sparse.csr_array((0, n_cols)), np.zeros(0, dtype=bool)
+    return sparse.csr_array(sparse.vstack(pieces, format="csr")), np.concatenate(empties)
+
+
+def _chunk_rows(points: np.ndarray, shape: tuple[int, ...], interpolation: str,
+                bad: np.ndarray | None) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """COO ``(rows, grid columns, weights)`` and empty flags for a block of vertices."""
     n_vertices, n_samples, _ = points.shape
     flat = points.reshape(-1, 3)
     size = np.asarray(shape, dtype=np.float64)
@@ -168,32 +201,19 @@ def sampling_matrix(coords: np.ndarray, faces: np.ndarray, affine: np.ndarray,
                 hit |= bad[cols[corner * n_kept_samples:(corner + 1) * n_kept_samples]]
             kept[np.flatnonzero(kept)[hit]] = False
             rows, cols, weights = _trilinear(flat, shape, kept, n_samples)
-    elif interpolation == "nearest":
+    else:
         rounded = np.round(flat).astype(np.int64)
         kept = ((rounded >= 0) & (rounded < np.asarray(shape))).all(axis=1)
-        sample_rows = np.flatnonzero(kept)
-        rows = sample_rows // n_samples
+        rows = np.flatnonzero(kept) // n_samples
         cols = np.ravel_multi_index(tuple(rounded[kept].T), shape)
         weights = np.ones(rows.size)
         if bad is not None and bad.any():
             poisoned[rows[bad[cols]]] = True
-    else:
-        raise ValueError(f"interpolation must be 'linear' or 'nearest', not {interpolation!r}.")
     n_kept = np.bincount(np.flatnonzero(kept) // n_samples, minlength=n_vertices)
     empty = (n_kept == 0) | poisoned
     scale = np.zeros(n_vertices)
     scale[~empty] = 1.0 / n_kept[~empty]
-    n_cols = int(np.prod(shape))
-    if columns is not None:
-        lookup = np.full(n_cols, -1, dtype=np.int64)
-        lookup[np.asarray(columns, dtype=np.int64)] = np.arange(len(columns))
-        cols = lookup[cols]
-        inside = cols >= 0
-        rows, cols, weights = rows[inside], cols[inside], weights[inside]
-        n_cols = len(columns)
-    matrix = sparse.csr_array((weights * scale[rows], (rows, cols)), shape=(n_vertices, n_cols))
-    matrix.sum_duplicates()
-    return matrix, empty
+    return (rows, cols, weights * scale[rows]), empty
 
 
 def _trilinear(flat: np.ndarray, shape: tuple[int, ...], kept: np.ndarray,
