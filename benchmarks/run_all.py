@@ -1,7 +1,7 @@
 """Run every benchmark script in turn; each writes its figures to benchmarks/results/.
 
 Usage: ``python benchmarks/run_all.py [NAME ...]`` (names: betas, download, splits,
-stimuli, torch, download, templates; default all). Each benchmark compares our code with a baseline
+stimuli, templates, torch; default all). Each benchmark compares our code with a baseline
 measured in the same run and reports ratios and peak memory.
 """
 
