@@ -26,6 +26,7 @@ from laion_fmri.sample import (
     sample_info,
     spec_for,
 )
+from laion_fmri.sample._freesurfer import freesurfer_keys, templateflow_keys
 from laion_fmri.stats import average_repeats, zscore_by_session
 
 SPEC = spec_for("tiny")
@@ -56,6 +57,9 @@ def _expected_keys(spec) -> set[str]:  # type: ignore[no-untyped-def]
              layout.SEGMENTATIONS_METADATA_KEY}
     for model in layout.EMBEDDING_MODELS:
         keys |= {layout.embeddings_key(model), layout.sidecar_key(layout.embeddings_key(model))}
+    for sub in spec.subjects:  # minimal FreeSurfer tree + local TemplateFlow home (templates)
+        keys |= set(freesurfer_keys(sub))
+    keys |= set(templateflow_keys())
     return keys | _extra_keys(spec)
 
 
@@ -118,6 +122,13 @@ def test_every_file_loads(sample_root: Path) -> None:
             assert len(pd.read_csv(path, sep="\t")) > 0
         elif key.endswith(".json"):
             assert isinstance(json.loads(path.read_text()), dict)
+        elif key.endswith(".surf.gii"):
+            assert nib.load(path).darrays[0].data.shape[1] == 3
+        elif key.endswith(".lta"):
+            assert "LINEAR_RAS_TO_RAS" in path.read_text()
+        elif key.startswith("derivatives/freesurfer/") and "/surf/" in key:
+            coords, faces = nib.freesurfer.read_geometry(path)
+            assert coords.shape[1] == 3 and faces.max() < len(coords)
         else:
             assert key == "README" and path.read_text().strip()
 

@@ -16,6 +16,7 @@ from laion_fmri import __version__, layout
 from laion_fmri.errors import SampleDirError
 from laion_fmri.sample import _design as design
 from laion_fmri.sample._extras import write_subject_extras
+from laion_fmri.sample._freesurfer import write_sample_freesurfer
 from laion_fmri.sample._stimuli import write_stimuli
 from laion_fmri.sample._writers import (
     nifti_header,
@@ -347,6 +348,7 @@ def _build(root: Path, spec: SampleSpec, seed: int) -> None:
     write_stimuli(root, spec, names, z, emb, np.random.default_rng([seed, 2]))
     for subject in spec.subjects:
         _subject(root, spec, subject, seed, names, clip, brain, rois)
+    write_sample_freesurfer(root, spec, brain)
 
 
 def ensure_sample_dataset(scale: str = "tiny", seed: int = 0, n_trials: int | None = None,
