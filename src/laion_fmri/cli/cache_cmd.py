@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import sys
 
 from laion_fmri import cache, layout
 from laion_fmri.config import get_data_dir
@@ -38,7 +40,13 @@ def run(args: argparse.Namespace) -> int:
     data_dir = get_data_dir(args.data_dir)
     subject = layout.normalize_subject(args.subject) if args.subject else None
     if args.action == "clear":
-        freed = cache.clear(data_dir, subject)
+        try:
+            freed = cache.clear(data_dir, subject)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            print(f"laion-fmri: error: {exc.strerror}.", file=sys.stderr)
+            return 2
         scope = f" of {subject}" if subject else ""
         print(f"Cleared the betas cache{scope}: freed {_human(freed)}.")
         return 0
