@@ -342,8 +342,21 @@ def gather_offsets(mask: np.ndarray, grid_shape: Sequence[int] | None = None) ->
         if grid_shape is None:
             raise ValueError("grid_shape is required for a flat mask or index array.")
         flat_c = np.flatnonzero(mask) if mask.dtype == bool else mask.astype(np.int64)
-    ijk = np.unravel_index(flat_c, tuple(grid_shape), order="C")
-    return np.ravel_multi_index(ijk, tuple(grid_shape), order="F").astype(np.int64)
+    nx, ny, nz = (int(n) for n in grid_shape)
+    if flat_c.size and (flat_c.min() < 0 or flat_c.max() >= nx * ny * nz):
+        raise ValueError(f"voxel indices fall outside the {tuple(grid_shape)} grid.")
+    # C index -> (i, j, k) -> Fortran offset, in chunks: memory stays the output
+    # plus one chunk (unravel_index would hold three full-size index arrays).
+    out = np.empty(flat_c.size, dtype=np.int64)
+    step = 1 << 20
+    for lo in range(0, flat_c.size, step):
+        c = flat_c[lo : lo + step].astype(np.int64)
+        k = c % nz
+        c //= nz
+        j = c % ny
+        c //= ny
+        out[lo : lo + step] = c + nx * (j + ny * k)
+    return out
 
 
 def read_masked(
