@@ -47,11 +47,11 @@ _DECODE_ERRORS = (EOFError, OSError, gzip.BadGzipFile, zlib.error, _ZlibNgError)
 
 HEADER_SIZE = 348
 # What the dataset can hold, with a margin: every map this package reads lies on
-# the 143^3 beta grid (1.8 mm; the 1.5 mm localizer grid would be ~170^3) and a
-# session has at most ~1070 trials. A header beyond these bounds is refused
+# the 143^3 beta grid (1.8 mm; no 1.5 mm localizer map is read) and a session
+# has at most ~1070 trials. A header beyond these bounds is refused
 # before anything is allocated from it.
 MAX_GRID_AXIS = 384
-MAX_GRID_VOXELS = 1 << 23  # ~203^3: 2.9x the beta grid, 1.7x the 1.5 mm grid
+MAX_GRID_VOXELS = 1 << 22  # ~161^3: 1.4x the 143^3 beta grid
 MAX_VOLUMES = 4096
 # A NIfTI-1 volume larger than this (bytes) is not a plausible volume.
 MAX_VOLUME_BYTES = MAX_GRID_VOXELS * 8

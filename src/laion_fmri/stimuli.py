@@ -37,6 +37,7 @@ import pandas as pd
 from PIL import Image
 
 from laion_fmri import layout
+from laion_fmri._tables import check_table
 from laion_fmri.config import get_data_dir
 from laion_fmri.errors import CorruptFileError, StimuliNotDownloadedError, StimulusNotFoundError
 
@@ -114,6 +115,7 @@ def _unknown(kind: str, value: object, valid: Sequence[str], list_all: bool = Fa
 
 def _read_csv(path: Path, columns: Sequence[str], what: str) -> pd.DataFrame:
     _require(path, what)
+    check_table(path, ",")
     try:
         frame = pd.read_csv(path, dtype={"image_name": str})
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
