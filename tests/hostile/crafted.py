@@ -95,9 +95,9 @@ TRIALS_NEED = ("laion_fmri.subject", "check_table")
 
 
 # --------------------------------------------------------------------------- NIfTI
-def nifti_header_and_data(sample_root: Path) -> tuple[bytearray, bytes]:
+def nifti_header_and_data(sample_root: Path, key: str = BETAS_KEY) -> tuple[bytearray, bytes]:
     """Header (348 bytes, mutable) and the rest of the sample's beta file."""
-    raw = gzip.decompress((sample_root / BETAS_KEY).read_bytes())
+    raw = gzip.decompress((sample_root / key).read_bytes())
     return bytearray(raw[:348]), raw[348:]
 
 
@@ -111,9 +111,9 @@ def dims_of(hdr: bytearray) -> list[int]:
     return list(struct.unpack_from("<8h", hdr, 40))
 
 
-def craft_betas(sample_root: Path) -> dict[str, bytes]:
-    """Name -> bytes of crafted beta files (mutations of the real sample file)."""
-    base_hdr, rest = nifti_header_and_data(sample_root)
+def craft_betas(sample_root: Path, key: str = BETAS_KEY) -> dict[str, bytes]:
+    """Name -> bytes of crafted beta files (mutations of the sample's file ``key``)."""
+    base_hdr, rest = nifti_header_and_data(sample_root, key)
     dims = dims_of(base_hdr)
     cases: dict[str, bytes] = {}
 
@@ -146,7 +146,7 @@ def craft_betas(sample_root: Path) -> dict[str, bytes]:
     mutate("nifti2_sizeof_hdr", lambda h: set_field(h, "i", 0, 540))
     mutate("sizeof_hdr_garbage", lambda h: set_field(h, "i", 0, 7))
     mutate("data_truncated", lambda h: None, body=rest[: len(rest) // 2])
-    whole = (sample_root / BETAS_KEY).read_bytes()
+    whole = (sample_root / key).read_bytes()
     cases["gzip_truncated"] = whole[: len(whole) // 2]
     cases["gzip_trailer_cut"] = whole[:-8]
     cases["gzip_corrupt_middle"] = whole[:200] + bytes(500) + whole[700:]
