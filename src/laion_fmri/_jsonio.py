@@ -331,7 +331,8 @@ def list_of(item: type, max_len: int = 64) -> Callable[[Any], bool]:
             and all(_matches(v, item) for v in value)
         )
 
-    check.expected = f"a list of {_TYPE_NAMES.get(item, item.__name__)}s"  # type: ignore[attr-defined]
+    noun = _TYPE_NAMES.get(item, item.__name__).split(" ", 1)[-1]  # "an integer" -> "integer"
+    check.expected = f"a list of at most {max_len} {noun}s"  # type: ignore[attr-defined]
     return check
 
 
