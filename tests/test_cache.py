@@ -317,3 +317,13 @@ def test_clear_keeps_lock_files_and_reports_bytes(downloaded: Path) -> None:
     assert cache.clear(downloaded) == expected
     assert sorted(p.name for p in entry.data.parent.iterdir()) == [entry.lock.name]
     assert cache.clear(downloaded) == 0
+
+
+def test_info_does_not_list_through_a_linked_cache_folder(downloaded: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / SUB).mkdir(parents=True)
+    (elsewhere / SUB / f"{SES}_betas.npy").write_bytes(b"x" * 10)
+    root = cache.cache_root(downloaded)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    root.symlink_to(elsewhere, target_is_directory=True)
+    assert list(cache.list_entries(downloaded)) == []

@@ -537,9 +537,9 @@ def list_entries(data_dir: str | os.PathLike[str], subject: str | None = None) -
     ['ses-01']
     """
     root = cache_root(data_dir)
-    if not root.is_dir():
-        return
-    for sub_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+    if not root.is_dir() or symlinked_folder(root, _cache_base(data_dir)) is not None:
+        return  # a linked cache folder is not ours to list (nor to read or clear)
+    for sub_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
         if subject is not None and sub_dir.name != subject:
             continue
         for data in sorted(sub_dir.glob("*_betas.npy")):
