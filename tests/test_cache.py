@@ -227,3 +227,104 @@ def test_cache_dir_env_moves_the_cache(downloaded, tmp_path, monkeypatch) -> Non
     written = list((tmp_path / "elsewhere").rglob("*_betas.npy"))
     assert len(written) == 1
     assert not list((downloaded / ".laion_fmri" / "cache").rglob("*_betas.npy"))
+
+
+# --------------------------------------------------------------------------- issue 15
+def test_symlinked_cache_folder_is_never_written_or_cleared_through(
+    downloaded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "precious.txt").write_text("keep me")
+    root = cache.cache_root(downloaded)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    root.symlink_to(elsewhere, target_is_directory=True)
+    sub = load_subject(SUB)
+    with pytest.warns(UserWarning, match="symbolic link"):
+        got = sub.get_betas(SES)
+    np.testing.assert_allclose(got, _truth(downloaded), rtol=1e-6)
+    assert sorted(p.name for p in elsewhere.rglob("*")) == ["precious.txt"]
+    assert main(["cache", "clear"]) == 2
+    err = capsys.readouterr().err
+    assert "symbolic link" in err and f"rm {root}" in err and err.count("\n") == 1
+    assert (elsewhere / "precious.txt").read_text() == "keep me"
+    with pytest.raises(OSError, match="refuses to clear"):
+        cache.clear(downloaded, SUB)
+
+
+def test_symlinked_state_folder_is_refused_too(downloaded: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "state-elsewhere"
+    elsewhere.mkdir()
+    state = downloaded / ".laion_fmri"
+    state.rmdir()
+    state.symlink_to(elsewhere, target_is_directory=True)
+    entry = cache.entry_for(downloaded, SUB, SES)
+    with pytest.raises(OSError, match="symbolic link"):
+        cache.write_cache(entry, np.zeros((2, 3), np.float32), downloaded / layout.betas_key(SUB, SES),
+                          "k", "d")
+    assert list(elsewhere.rglob("*")) == []
+
+
+def test_symlinked_subject_folder_or_entry_is_not_followed(downloaded: Path, tmp_path: Path) -> None:
+    sub = load_subject(SUB)
+    truth = sub.get_betas(SES)
+    entry = cache.entry_for(downloaded, SUB, SES)
+    # A planted data file that is a link: never mapped, the NIfTI is decoded instead.
+    decoy = tmp_path / "decoy.npy"
+    np.save(decoy, np.full_like(truth, 7.0))
+    entry.data.unlink()
+    entry.data.symlink_to(decoy)
+    assert cache.open_cached(entry, downloaded / layout.betas_key(SUB, SES),
+                             layout.betas_key(SUB, SES), "x") is None
+    np.testing.assert_array_equal(load_subject(SUB).get_betas(SES), truth)
+    assert np.load(decoy).max() == 7.0  # written around, not through
+    # A subject folder that is a link: refused for writing, removed (not emptied) by clear.
+    other = tmp_path / "other-subject"
+    other.mkdir()
+    (other / "ses-01_betas.npy").write_bytes(b"not ours")
+    sub_dir = cache.cache_root(downloaded) / "sub-01"
+    sub_dir.symlink_to(other, target_is_directory=True)
+    with pytest.warns(UserWarning, match="symbolic link"):
+        load_subject("sub-01").get_betas("ses-01")
+    cache.clear(downloaded)
+    assert not sub_dir.exists() and (other / "ses-01_betas.npy").read_bytes() == b"not ours"
+
+
+@pytest.mark.parametrize(
+    "sidecar",
+    [b"[" * 50_000 + b"]" * 50_000, b"null", b"[]", b'{"version": true}',
+     b'{"version": 1, "shape": "x", "source": [1]}', b"\x00" * 1000,
+     b'{"version": 1, "p": "' + b"x" * (1 << 17) + b'"}'],
+    ids=["deep", "null", "list", "bool_version", "wrong_types", "binary", "too_large"],
+)
+def test_bad_sidecar_is_ignored_and_rebuilt(sidecar: bytes, downloaded: Path) -> None:
+    sub = load_subject(SUB)
+    truth = sub.get_betas(SES)
+    entry = cache.entry_for(downloaded, SUB, SES)
+    entry.sidecar.write_bytes(sidecar)
+    assert cache.verify(entry) is False
+    assert [e.shape for e in cache.list_entries(downloaded)] == [None]
+    np.testing.assert_array_equal(load_subject(SUB).get_betas(SES), truth)
+    assert json.loads(entry.sidecar.read_text())["version"] == cache.CACHE_VERSION
+    assert cache.verify(entry)
+
+
+def test_clear_keeps_lock_files_and_reports_bytes(downloaded: Path) -> None:
+    load_subject(SUB).get_betas(SES)
+    entry = cache.entry_for(downloaded, SUB, SES)
+    stray = entry.data.with_name(f".{entry.data.name}.99999.tmp")
+    stray.write_bytes(b"x" * 100)  # left by a writer that died
+    expected = entry.data.stat().st_size + entry.sidecar.stat().st_size + 100
+    assert cache.clear(downloaded) == expected
+    assert sorted(p.name for p in entry.data.parent.iterdir()) == [entry.lock.name]
+    assert cache.clear(downloaded) == 0
+
+
+def test_info_does_not_list_through_a_linked_cache_folder(downloaded: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / SUB).mkdir(parents=True)
+    (elsewhere / SUB / f"{SES}_betas.npy").write_bytes(b"x" * 10)
+    root = cache.cache_root(downloaded)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    root.symlink_to(elsewhere, target_is_directory=True)
+    assert list(cache.list_entries(downloaded)) == []

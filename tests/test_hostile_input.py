@@ -7,9 +7,7 @@ in a write outside the data directory, and never in a multi-GB allocation.
 
 from __future__ import annotations
 
-import gzip
 import os
-import struct
 import subprocess
 import sys
 import textwrap
@@ -22,6 +20,7 @@ import pytest
 
 from faults.helpers import BETAS_KEY, SES, SUB, accept_license, verify_keys
 from faults.record import record
+from hostile.crafted import BETAS_CASE_NAMES, craft_betas
 from laion_fmri import layout
 from laion_fmri.errors import CorruptFileError, DownloadError, LaionFMRIError, UnsafeKeyError
 
@@ -186,78 +185,12 @@ def test_symlinked_part_file_does_not_write_outside(s3_source, data_dir, tmp_pat
 
 
 # --------------------------------------------------------------------------- crafted NIfTI
-def _header_and_data(sample_root: Path) -> tuple[bytearray, bytes]:
-    raw = gzip.decompress((sample_root / BETAS_KEY).read_bytes())
-    return bytearray(raw[:348]), raw[348:]
-
-
-def _set(hdr: bytearray, fmt: str, offset: int, *values: object) -> None:
-    struct.pack_into("<" + fmt, hdr, offset, *values)
-
-
-def _dims(hdr: bytearray) -> list[int]:
-    return list(struct.unpack_from("<8h", hdr, 40))
-
-
-def _craft(sample_root: Path) -> dict[str, bytes]:
-    """Name -> file bytes of crafted beta files (mutations of the real sample file)."""
-    base_hdr, rest = _header_and_data(sample_root)
-    dims = _dims(base_hdr)
-    cases: dict[str, bytes] = {}
-
-    def gz(hdr: bytearray, body: bytes = rest) -> bytes:
-        return gzip.compress(bytes(hdr) + body, compresslevel=1)
-
-    def mutate(name: str, fn: Callable[[bytearray], None], body: bytes = rest) -> None:
-        hdr = bytearray(base_hdr)
-        fn(hdr)
-        cases[name] = gz(hdr, body)
-
-    mutate("dims_absurd", lambda h: _set(h, "8h", 40, 4, 32767, 32767, 32767, 32767, 1, 1, 1))
-    mutate("dims_12GB_claim", lambda h: _set(h, "8h", 40, 4, 143, 143, 143, 1050, 1, 1, 1))
-    mutate("dim0_zero", lambda h: _set(h, "h", 40, 0))
-    mutate("dim0_eight", lambda h: _set(h, "h", 40, 8))
-    mutate("dim_negative", lambda h: _set(h, "h", 42, -5))
-    mutate("dim_zero", lambda h: _set(h, "h", 44, 0))
-    mutate("five_d", lambda h: _set(h, "8h", 40, 5, *dims[1:5], 2, 1, 1))
-    mutate("more_volumes_than_data", lambda h: _set(h, "h", 48, dims[4] * 10))
-    mutate("fewer_volumes_than_data", lambda h: _set(h, "h", 48, dims[4] - 1))
-    mutate("grid_mismatch", lambda h: _set(h, "3h", 42, dims[2], dims[1], dims[3] + 1))
-    mutate("vox_offset_negative", lambda h: _set(h, "f", 108, -1000.0))
-    mutate("vox_offset_huge", lambda h: _set(h, "f", 108, 1e12))
-    mutate("vox_offset_nan", lambda h: _set(h, "f", 108, float("nan")))
-    mutate("vox_offset_past_data", lambda h: _set(h, "f", 108, float(len(rest) + 10_000)))
-    mutate("datatype_rgb", lambda h: _set(h, "2h", 70, 128, 24))
-    mutate("datatype_unknown", lambda h: _set(h, "2h", 70, 12345, 32))
-    mutate("bitpix_mismatch", lambda h: _set(h, "h", 72, 8))
-    mutate("bad_magic", lambda h: h.__setitem__(slice(344, 348), b"xxxx"))
-    mutate("nifti2_sizeof_hdr", lambda h: _set(h, "i", 0, 540))
-    mutate("sizeof_hdr_garbage", lambda h: _set(h, "i", 0, 7))
-    mutate("data_truncated", lambda h: None, body=rest[: len(rest) // 2])
-    whole = (sample_root / BETAS_KEY).read_bytes()
-    cases["gzip_truncated"] = whole[: len(whole) // 2]
-    cases["gzip_trailer_cut"] = whole[:-8]
-    cases["gzip_corrupt_middle"] = whole[:200] + bytes(500) + whole[700:]
-    cases["garbage"] = os.urandom(4096)
-    cases["empty"] = b""
-    cases["header_only"] = gzip.compress(bytes(base_hdr))
-    cases["html_error_page"] = b"<?xml version='1.0'?><Error><Code>AccessDenied</Code></Error>"
-    return cases
-
-
 @pytest.fixture(scope="module")
 def crafted(sample_root: Path) -> dict[str, bytes]:
-    return _craft(sample_root)
+    return craft_betas(sample_root, BETAS_KEY)
 
 
-CRAFTED_NAMES = [
-    "dims_absurd", "dims_12GB_claim", "dim0_zero", "dim0_eight", "dim_negative", "dim_zero",
-    "five_d", "more_volumes_than_data", "fewer_volumes_than_data", "grid_mismatch",
-    "vox_offset_negative", "vox_offset_huge", "vox_offset_nan", "vox_offset_past_data",
-    "datatype_rgb", "datatype_unknown", "bitpix_mismatch", "bad_magic", "nifti2_sizeof_hdr",
-    "sizeof_hdr_garbage", "data_truncated", "gzip_truncated", "gzip_trailer_cut",
-    "gzip_corrupt_middle", "garbage", "empty", "header_only", "html_error_page",
-]
+CRAFTED_NAMES = BETAS_CASE_NAMES
 
 
 @pytest.mark.parametrize("case", CRAFTED_NAMES)

@@ -21,16 +21,22 @@ tampering. Truncation is caught by the size check, in-place alteration of
 sampled blocks by the fingerprint, anything else by :func:`verify`.
 
 Writes are atomic (temporary file + :func:`os.replace`, sidecar written last)
-and serialised per entry with a :class:`filelock.FileLock`.
+and serialised per entry with a :class:`filelock.FileLock`. :func:`clear`
+takes the same per-entry lock and removes the sidecar before the data, so a
+concurrent reader either maps a complete entry (an open map survives the
+unlink) or finds none and decodes the NIfTI again. Cache folders that are
+symbolic links are never read, written or cleared through.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import shutil
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from laion_fmri import layout
+from laion_fmri._jsonio import list_of, read_state
 
 CACHE_VERSION = 1
 _BLOCK = 4096
@@ -55,6 +62,10 @@ class CacheEntry:
         The ``.npy`` file holding ``(n_trials, n_voxels)`` float32 betas.
     sidecar : Path
         Its JSON sidecar.
+    base : Path, optional
+        The folder the cache tree hangs under (the data directory, or
+        ``LAION_FMRI_CACHE_DIR``); no folder between it and the entry may be a
+        symbolic link.
 
     Examples
     --------
@@ -64,6 +75,7 @@ class CacheEntry:
 
     data: Path
     sidecar: Path
+    base: Path | None = None
 
     @property
     def lock(self) -> Path:
@@ -123,7 +135,60 @@ def entry_for(data_dir: str | os.PathLike[str], subject: str, session: str) -> C
     'ses-01_betas.npy'
     """
     folder = cache_root(data_dir) / subject
-    return CacheEntry(folder / f"{session}_betas.npy", folder / f"{session}_betas.json")
+    return CacheEntry(
+        folder / f"{session}_betas.npy", folder / f"{session}_betas.json", _cache_base(data_dir)
+    )
+
+
+def _cache_base(data_dir: str | os.PathLike[str]) -> Path:
+    override = os.environ.get(ENV_CACHE_DIR, "").strip()
+    return Path(override).expanduser() if override else Path(data_dir)
+
+
+def symlinked_folder(path: Path, base: Path | None) -> Path | None:
+    """The first symbolic link among ``path`` and its parents below ``base``, or ``None``.
+
+    ``base`` itself (the data directory or ``LAION_FMRI_CACHE_DIR``) may be a
+    link: the user chose it. Everything the cache creates below it must not.
+
+    Parameters
+    ----------
+    path : Path
+        A cache folder or file.
+    base : Path or None
+        Where the check stops (``None``: only ``path`` itself is checked).
+
+    Returns
+    -------
+    Path or None
+
+    Examples
+    --------
+    >>> symlinked_folder(Path("/nonexistent/a/b"), Path("/nonexistent")) is None
+    True
+    """
+    current = path
+    while True:
+        if base is not None and current == base:
+            return None
+        if current.is_symlink():
+            return current
+        if base is None or current.parent == current:
+            return None
+        current = current.parent
+
+
+def _symlink_error(link: Path, action: str) -> OSError:
+    try:
+        target = os.readlink(link)
+    except OSError:
+        target = "elsewhere"
+    return OSError(
+        errno.ELOOP,
+        f"The cache folder {link} is a symbolic link (to {target}); the betas cache refuses to "
+        f"{action} through it. Remove the link (`rm {link}`) or set {ENV_CACHE_DIR} to a real folder",
+        str(link),
+    )
 
 
 def mask_hash(mask: np.ndarray, grid_shape: tuple[int, ...]) -> str:
@@ -199,12 +264,42 @@ def _crc32_file(path: Path) -> int:
     return crc
 
 
+def _nonneg_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+_nonneg_int.expected = "a non-negative integer"  # type: ignore[attr-defined]
+
+
+def _stamp(value: object) -> bool:
+    return isinstance(value, dict) and set(value) == {"size", "mtime_ns"} and all(
+        _nonneg_int(v) for v in value.values()
+    )
+
+
+_stamp.expected = "a {size, mtime_ns} object"  # type: ignore[attr-defined]
+
+_SIDECAR_SCHEMA = {
+    "version": int,
+    "source_key": str,
+    "source_path": str,
+    "source": _stamp,
+    "mask_hash": str,
+    "shape": list_of(int, max_len=2),
+    "dtype": str,
+    "cache_size": _nonneg_int,
+    "cache_mtime_ns": int,
+    "fingerprint": str,
+    "crc32": _nonneg_int,
+}
+
+
 def _read_sidecar(entry: CacheEntry) -> dict | None:
-    try:
-        meta = json.loads(entry.sidecar.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    # A sidecar is ours to rebuild: anything unexpected means "no valid entry".
+    if entry.sidecar.is_symlink():
         return None
-    return meta if isinstance(meta, dict) and meta.get("version") == CACHE_VERSION else None
+    meta = read_state(entry.sidecar, _SIDECAR_SCHEMA, max_bytes=64 << 10, max_depth=3)
+    return meta if meta is not None and meta.get("version") == CACHE_VERSION else None
 
 
 def open_cached(
@@ -235,6 +330,18 @@ def open_cached(
     --------
     >>> mm = open_cached(entry, path, key, mask_hash(mask, shape))  # doctest: +SKIP
     """
+    if symlinked_folder(entry.data, entry.base) is not None:
+        return None
+    try:
+        return _open_cached(entry, source, source_key, mask_digest, mode)
+    except OSError:
+        # E.g. `laion-fmri cache clear` removed the entry meanwhile: decode instead.
+        return None
+
+
+def _open_cached(
+    entry: CacheEntry, source: Path, source_key: str, mask_digest: str, mode: str
+) -> np.ndarray | None:
     meta = _read_sidecar(entry)
     if meta is None or not entry.data.is_file() or not source.is_file():
         return None
@@ -291,6 +398,12 @@ def write_cache(
         :func:`source_stamp` taken *before* decoding (so a source replaced
         mid-decode is re-decoded next time); defaults to the current stamp.
 
+    Raises
+    ------
+    OSError
+        If the entry cannot be written, or a cache folder below the data
+        directory (or ``LAION_FMRI_CACHE_DIR``) is a symbolic link.
+
     Examples
     --------
     >>> write_cache(entry, betas, path, key, digest)  # doctest: +SKIP
@@ -298,7 +411,12 @@ def write_cache(
     from filelock import FileLock
     from zlib_ng import zlib_ng
 
-    entry.data.parent.mkdir(parents=True, exist_ok=True)
+    link = symlinked_folder(entry.data.parent, entry.base)
+    if link is None:
+        entry.data.parent.mkdir(parents=True, exist_ok=True)
+        link = symlinked_folder(entry.lock, entry.base)
+    if link is not None:
+        raise _symlink_error(link, "write")
     array = np.ascontiguousarray(array, dtype=np.float32)
     stamp = source_stamp(source) if stamp is None else stamp
     with FileLock(str(entry.lock)):
@@ -358,11 +476,14 @@ def verify(entry: CacheEntry) -> bool:
     True
     """
     meta = _read_sidecar(entry)
-    if meta is None or not entry.data.is_file():
+    if meta is None or not entry.data.is_file() or entry.data.is_symlink():
         return False
-    if entry.data.stat().st_size != meta.get("cache_size"):
+    try:
+        if entry.data.stat().st_size != meta.get("cache_size"):
+            return False
+        return _crc32_file(entry.data) == meta.get("crc32")
+    except OSError:  # removed meanwhile
         return False
-    return _crc32_file(entry.data) == meta.get("crc32")
 
 
 @dataclass(frozen=True)
@@ -416,9 +537,9 @@ def list_entries(data_dir: str | os.PathLike[str], subject: str | None = None) -
     ['ses-01']
     """
     root = cache_root(data_dir)
-    if not root.is_dir():
-        return
-    for sub_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+    if not root.is_dir() or symlinked_folder(root, _cache_base(data_dir)) is not None:
+        return  # a linked cache folder is not ours to list (nor to read or clear)
+    for sub_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
         if subject is not None and sub_dir.name != subject:
             continue
         for data in sorted(sub_dir.glob("*_betas.npy")):
@@ -432,7 +553,13 @@ def list_entries(data_dir: str | os.PathLike[str], subject: str | None = None) -
 
 
 def clear(data_dir: str | os.PathLike[str], subject: str | None = None) -> int:
-    """Delete cache files (all, or one subject's).
+    """Delete cache files (all, or one subject's), safely next to running loads.
+
+    Each entry is removed under its write lock, sidecar first: a process
+    loading betas at the same time either keeps its complete memory map or
+    finds no entry and decodes the NIfTI; a process writing an entry finishes
+    first. The (empty) lock files stay so that every process keeps
+    serialising on the same file. Symbolic links are removed, never followed.
 
     Parameters
     ----------
@@ -446,17 +573,87 @@ def clear(data_dir: str | os.PathLike[str], subject: str | None = None) -> int:
     int
         Bytes freed.
 
+    Raises
+    ------
+    OSError
+        If the cache folder (or a folder above it, below the data directory)
+        is a symbolic link: nothing is deleted through it.
+
     Examples
     --------
     >>> clear(data_dir, subject="sub-03")  # doctest: +SKIP
     123456
     """
     root = cache_root(data_dir)
+    base = _cache_base(data_dir)
     target = root / subject if subject else root
+    link = symlinked_folder(target, base)
+    if link is not None:
+        raise _symlink_error(link, "clear")
     if not target.is_dir():
         return 0
-    freed = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
-    shutil.rmtree(target)
+    folders = [target] if subject else sorted(root.iterdir())
+    freed = 0
+    for folder in folders:
+        if folder.is_dir() and not folder.is_symlink():
+            freed += _clear_folder(folder, base)
+        elif not folder.name.endswith(".lock"):
+            freed += _remove(folder)
+    return freed
+
+
+_ENTRY_SUFFIXES = ("_betas.npy", "_betas.json")
+
+
+def _session_of(name: str) -> str | None:
+    """The session an entry file (or its temporary file) belongs to."""
+    if name.startswith(".") and name.endswith(".tmp"):
+        name = name[1:].rsplit(".", 2)[0]
+    for suffix in _ENTRY_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def _remove(path: Path) -> int:
+    """Delete a file, link or stray folder without following links; return bytes freed."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return 0  # removed meanwhile (another `cache clear`)
+    if stat.S_ISDIR(st.st_mode):
+        size = sum(
+            os.lstat(os.path.join(top, name)).st_size
+            for top, _, files in os.walk(path)
+            for name in files
+        )
+        shutil.rmtree(path, ignore_errors=True)
+        return size
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    return st.st_size if stat.S_ISREG(st.st_mode) else 0
+
+
+def _clear_folder(folder: Path, base: Path) -> int:
+    from filelock import FileLock
+
+    freed = 0
+    sessions = sorted({s for p in folder.iterdir() if (s := _session_of(p.name)) is not None})
+    for session in sessions:
+        entry = CacheEntry(folder / f"{session}_betas.npy", folder / f"{session}_betas.json", base)
+        if entry.lock.is_symlink():
+            freed += _remove(entry.lock)
+        with FileLock(str(entry.lock)):
+            # Sidecar first: without it no reader accepts the data file.
+            for path in (entry.sidecar, entry.data):
+                freed += _remove(path)
+            for path in folder.glob(f".{session}_betas.*.tmp"):
+                freed += _remove(path)  # left by a writer that died; live ones hold the lock
+    # Other files are not ours; entry files that appeared after their lock was
+    # released belong to a load that ran meanwhile and stay.
+    for path in folder.iterdir():
+        if _session_of(path.name) is None and (not path.name.endswith(".lock") or path.is_symlink()):
+            freed += _remove(path)
     return freed
 
 

@@ -46,9 +46,17 @@ except ImportError:  # pragma: no cover - zlib-ng is a dependency
 _DECODE_ERRORS = (EOFError, OSError, gzip.BadGzipFile, zlib.error, _ZlibNgError)
 
 HEADER_SIZE = 348
-# A NIfTI-1 volume larger than this (bytes) is not a plausible beta volume.
-MAX_VOLUME_BYTES = 1 << 31
-MAX_VOLUMES = 100_000
+# What the dataset can hold, with a margin: every map this package reads lies on
+# the 143^3 beta grid (1.8 mm; no 1.5 mm localizer map is read) and a session
+# has at most ~1070 trials. A header beyond these bounds is refused
+# before anything is allocated from it.
+MAX_GRID_AXIS = 384
+MAX_GRID_VOXELS = 1 << 22  # ~161^3: 1.4x the 143^3 beta grid
+MAX_VOLUMES = 4096
+# A NIfTI-1 volume larger than this (bytes) is not a plausible volume.
+MAX_VOLUME_BYTES = MAX_GRID_VOXELS * 8
+# Bytes decoded per step when a 3-D map is read.
+_SLAB_BYTES = 1 << 22
 # Deflate cannot expand input by more than ~1032:1.
 _MAX_DEFLATE_RATIO = 1032
 # One volume per step measured fastest (the buffer stays cache-friendly).
@@ -280,10 +288,20 @@ def read_header(path: str | os.PathLike[str], check_size: bool = True) -> NiftiH
     if not np.isfinite(vox_offset_f) or vox_offset_f < 0 or vox_offset_f > 1 << 24:
         raise _corrupt(path, f"vox_offset {vox_offset_f} is out of range")
     vox_offset = max(int(vox_offset_f), 352)
-    volume_bytes = shape[0] * shape[1] * shape[2] * dtype.itemsize
+    n_grid = shape[0] * shape[1] * shape[2]
     n_volumes = shape[3] if len(shape) > 3 else 1
-    if volume_bytes > MAX_VOLUME_BYTES or n_volumes > MAX_VOLUMES:
-        raise _corrupt(path, f"dimensions {shape} are implausibly large")
+    if (
+        max(shape[:3]) > MAX_GRID_AXIS
+        or n_grid > MAX_GRID_VOXELS
+        or n_grid * dtype.itemsize > MAX_VOLUME_BYTES
+        or n_volumes > MAX_VOLUMES
+    ):
+        raise _corrupt(
+            path,
+            f"dimensions {shape} are implausibly large for this dataset (at most "
+            f"{MAX_GRID_AXIS} per axis, {MAX_GRID_VOXELS:,} voxels per volume, "
+            f"{MAX_VOLUMES} volumes)",
+        )
 
     slope, inter = float(hdr["scl_slope"]), float(hdr["scl_inter"])
     if not np.isfinite(slope) or slope == 0:
@@ -343,8 +361,21 @@ def gather_offsets(mask: np.ndarray, grid_shape: Sequence[int] | None = None) ->
         if grid_shape is None:
             raise ValueError("grid_shape is required for a flat mask or index array.")
         flat_c = np.flatnonzero(mask) if mask.dtype == bool else mask.astype(np.int64)
-    ijk = np.unravel_index(flat_c, tuple(grid_shape), order="C")
-    return np.ravel_multi_index(ijk, tuple(grid_shape), order="F").astype(np.int64)
+    nx, ny, nz = (int(n) for n in grid_shape)
+    if flat_c.size and (flat_c.min() < 0 or flat_c.max() >= nx * ny * nz):
+        raise ValueError(f"voxel indices fall outside the {tuple(grid_shape)} grid.")
+    # C index -> (i, j, k) -> Fortran offset, in chunks: memory stays the output
+    # plus one chunk (unravel_index would hold three full-size index arrays).
+    out = np.empty(flat_c.size, dtype=np.int64)
+    step = 1 << 20
+    for lo in range(0, flat_c.size, step):
+        c = flat_c[lo : lo + step].astype(np.int64)
+        k = c % nz
+        c //= nz
+        j = c % ny
+        c //= ny
+        out[lo : lo + step] = c + nx * (j + ny * k)
+    return out
 
 
 def read_masked(
@@ -437,8 +468,67 @@ def read_masked(
     return out
 
 
+def _stream_map(path: Path, hdr: NiftiHeader, out: np.ndarray, convert) -> None:  # type: ignore[no-untyped-def]
+    """Decode the one volume of ``hdr`` in slabs into the flat (disk-order) ``out``.
+
+    Memory is ``out`` plus one slab; nothing is sized from the header before
+    :func:`read_header` has checked it against the dataset and the file.
+    """
+    itemsize = hdr.dtype.itemsize
+    per_slab = max(1, _SLAB_BYTES // itemsize)
+    with _open_stream(path, hdr.compressed) as stream:
+        skip = hdr.vox_offset
+        while skip:
+            step = min(skip, 1 << 22)
+            _read_block(stream, step, path)
+            skip -= step
+        for start in range(0, out.size, per_slab):
+            k = min(per_slab, out.size - start)
+            raw = _read_block(stream, k * itemsize, path)
+            out[start : start + k] = convert(np.frombuffer(raw, dtype=hdr.dtype))
+        if hdr.compressed:
+            try:
+                while stream.read(1 << 20):
+                    pass
+            except _DECODE_ERRORS as exc:
+                raise _corrupt(path, f"the gzip checksum does not match ({exc})") from exc
+
+
+def _read_map_header(path: Path) -> NiftiHeader:
+    hdr = read_header(path)
+    if hdr.n_volumes != 1:
+        raise _corrupt(path, f"expected a 3-D map, found shape {hdr.shape}")
+    return hdr
+
+
+def map_dtype(hdr: NiftiHeader) -> np.dtype:
+    """The dtype :func:`read_volume` returns for a file: never wider than needed.
+
+    Parameters
+    ----------
+    hdr : NiftiHeader
+        The file's header.
+
+    Returns
+    -------
+    numpy.dtype
+        float32 for scaled files, else the on-disk dtype in native byte order.
+
+    Examples
+    --------
+    >>> map_dtype(read_header("mask.nii.gz"))  # doctest: +SKIP
+    dtype('uint8')
+    """
+    return np.dtype(np.float32) if hdr.scaled else hdr.dtype.newbyteorder("=")
+
+
 def read_volume(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     """Read a small 3-D map (mask, noise ceiling, R2) with its affine.
+
+    The header is checked against the dataset's grid bounds and the file's
+    size first; the data are then decoded in slabs straight into the result,
+    which keeps the on-disk dtype (float32 when the file asks for scaling), so
+    nothing is widened to float64.
 
     Parameters
     ----------
@@ -448,40 +538,114 @@ def read_volume(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     Returns
     -------
     data : numpy.ndarray
-        ``(x, y, z)`` array in nibabel's orientation, scaling applied (float64
-        for scaled files, the on-disk dtype otherwise).
+        ``(x, y, z)`` array in nibabel's orientation (see :func:`map_dtype`
+        for its dtype).
     affine : numpy.ndarray
         ``(4, 4)`` voxel-to-scanner transform.
 
     Raises
     ------
     CorruptFileError
-        If the file is not a readable 3-D NIfTI.
+        If the file is not a readable 3-D NIfTI within the dataset's bounds.
 
     Examples
     --------
     >>> data, affine = read_volume("mask.nii.gz")  # doctest: +SKIP
     """
-    import nibabel as nib
-
     path = Path(path)
-    hdr = read_header(path)
-    if hdr.n_volumes != 1:
-        raise _corrupt(path, f"expected a 3-D map, found shape {hdr.shape}")
-    try:
-        img = nib.load(str(path))
-        data = np.asanyarray(img.dataobj)
-    except Exception as exc:  # nibabel/zlib raise many types for broken files
-        raise _corrupt(path, f"the data cannot be read ({exc})") from exc
-    if data.ndim == 4:
-        data = data[..., 0]
-    return np.asarray(data), hdr.affine
+    hdr = _read_map_header(path)
+    out = np.empty(hdr.volume_size, dtype=map_dtype(hdr))
+    slope, inter = np.float32(hdr.slope), np.float32(hdr.inter)
+
+    def convert(block: np.ndarray) -> np.ndarray:
+        if not hdr.scaled:
+            return block
+        values = block.astype(np.float32)
+        if hdr.slope != 1.0:
+            values *= slope
+        if hdr.inter != 0.0:
+            values += inter
+        return values
+
+    _stream_map(path, hdr, out, convert)
+    return out.reshape(hdr.grid_shape, order="F"), hdr.affine
+
+
+def nonzero(values: np.ndarray) -> np.ndarray:
+    """Boolean "inside" test of map values: non-zero and not NaN (no float64 copy).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Map values of any numeric dtype.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool, same shape.
+
+    Examples
+    --------
+    >>> nonzero(np.array([0.0, 1.0, np.nan], np.float32)).tolist()
+    [False, True, False]
+    """
+    values = np.asarray(values)
+    inside = values != 0
+    if values.dtype.kind in "fc":
+        inside &= ~np.isnan(values)
+    return inside
+
+
+def read_mask(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Read a 3-D map as a boolean mask (non-zero and not NaN) with its affine.
+
+    Memory is the boolean grid plus one decoded slab (a few MB): the map is
+    never held at its on-disk or a widened dtype.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``.nii``/``.nii.gz`` 3-D image (brain mask, mean R2, ROI mask).
+
+    Returns
+    -------
+    mask : numpy.ndarray
+        ``(x, y, z)`` bool array in nibabel's orientation.
+    affine : numpy.ndarray
+        ``(4, 4)`` voxel-to-scanner transform.
+
+    Raises
+    ------
+    CorruptFileError
+        If the file is not a readable 3-D NIfTI within the dataset's bounds.
+
+    Examples
+    --------
+    >>> mask, affine = read_mask("sub-03_..._desc-R2mean_statmap.nii.gz")  # doctest: +SKIP
+    >>> mask.dtype
+    dtype('bool')
+    """
+    path = Path(path)
+    hdr = _read_map_header(path)
+    out = np.empty(hdr.volume_size, dtype=bool)
+
+    def convert(block: np.ndarray) -> np.ndarray:
+        # slope * v + inter != 0 cannot be decided from v alone when inter != 0.
+        if hdr.scaled:
+            block = block.astype(np.float32) * np.float32(hdr.slope) + np.float32(hdr.inter)
+        return nonzero(block)
+
+    _stream_map(path, hdr, out, convert)
+    return out.reshape(hdr.grid_shape, order="F"), hdr.affine
 
 
 __all__ = [
     "NiftiHeader",
     "gather_offsets",
+    "map_dtype",
+    "nonzero",
     "read_header",
+    "read_mask",
     "read_masked",
     "read_volume",
 ]

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from laion_fmri._jsonio import read_settings
 from laion_fmri.errors import ConfigError, DataDirNotSetError
 
 DEFAULT_SOURCE = "s3://laion-fmri"
@@ -58,20 +59,19 @@ def config_path() -> Path:
     return Path(base) / "laion_fmri" / "config.json"
 
 
+_CONFIG_SCHEMA = {name: (str, type(None)) for name in _SETTINGS}
+
+
 def _read_config() -> dict[str, str]:
     path = config_path()
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(
-            f"The config file {path} is not valid JSON ({exc}). Fix or delete it, then "
-            "run `laion-fmri config --data-dir DIR` again."
-        ) from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"The config file {path} must hold a JSON object; delete it and retry.")
-    return {k: str(v) for k, v in data.items() if k in _SETTINGS and v is not None}
+    data = read_settings(
+        path,
+        _CONFIG_SCHEMA,
+        ConfigError,
+        "Fix the value in the file or delete the file, then run "
+        "`laion-fmri config --data-dir DIR` again.",
+    )
+    return {k: v for k, v in data.items() if k in _SETTINGS and v}
 
 
 def _write_config(values: dict[str, str]) -> None:
@@ -205,11 +205,16 @@ def get_data_dir(data_dir: str | os.PathLike[str] | None = None) -> str:
 def _resolve(name: str) -> tuple[str | None, str]:
     env = os.environ.get(_ENV_OF[name])
     if env:
-        return env, f"environment variable {_ENV_OF[name]}"
+        return _expand(name, env), f"environment variable {_ENV_OF[name]}"
     persisted = _read_config().get(name)
     if persisted:
-        return persisted, f"config file {config_path()}"
+        return _expand(name, persisted), f"config file {config_path()}"
     return None, "default"
+
+
+def _expand(name: str, value: str) -> str:
+    """``~`` in a data directory (env or config) means the home folder, as on the shell."""
+    return os.path.expanduser(value) if name == "data_dir" else value
 
 
 @dataclass(frozen=True)
@@ -355,6 +360,10 @@ def effective_settings() -> dict[str, tuple[str | None, str]]:
     return out
 
 
+CACHE_ON = ("1", "true", "yes", "on")
+CACHE_OFF = ("0", "false", "no", "off")
+
+
 def cache_enabled(cache: bool | None = None) -> bool:
     """Whether the decoded-betas cache is used (argument, then ``LAION_FMRI_CACHE``).
 
@@ -362,13 +371,19 @@ def cache_enabled(cache: bool | None = None) -> bool:
     ----------
     cache : bool, optional
         Explicit choice; wins when given. With ``None`` the environment
-        variable ``LAION_FMRI_CACHE`` decides (``0``, ``false``, ``no`` or
-        ``off`` disable the cache; unset enables it).
+        variable ``LAION_FMRI_CACHE`` decides: ``1``, ``true``, ``yes``, ``on``
+        (or unset/empty) enable the cache, ``0``, ``false``, ``no``, ``off``
+        disable it (case-insensitive); anything else is an error.
 
     Returns
     -------
     bool
         ``True`` if the cache should be read and written.
+
+    Raises
+    ------
+    ConfigError
+        If ``LAION_FMRI_CACHE`` holds another value.
 
     Examples
     --------
@@ -379,7 +394,16 @@ def cache_enabled(cache: bool | None = None) -> bool:
     """
     if cache is not None:
         return bool(cache)
-    return os.environ.get(ENV_CACHE, "1").strip().lower() not in ("0", "false", "no", "off")
+    raw = os.environ.get(ENV_CACHE, "")
+    value = raw.strip().lower()
+    if value in ("", *CACHE_ON):
+        return True
+    if value in CACHE_OFF:
+        return False
+    raise ConfigError(
+        f"{ENV_CACHE}={raw!r} is not understood; use one of {', '.join(CACHE_ON)} (cache on) "
+        f"or {', '.join(CACHE_OFF)} (cache off), or unset it."
+    )
 
 
 __all__ = [

@@ -36,6 +36,7 @@ import pandas as pd
 from PIL import Image
 
 from laion_fmri import layout
+from laion_fmri._tables import check_table
 from laion_fmri.config import get_data_dir
 from laion_fmri.errors import CorruptFileError, StimuliNotDownloadedError, StimulusNotFoundError
 from laion_fmri.vocab import close_matches, normalize_model
@@ -53,6 +54,19 @@ __all__ = [
 # Above this many requested rows, reading the whole embedding matrix once (and
 # keeping it) beats an HDF5 point selection.
 _FULL_READ_ROWS = 256
+# Rows per contiguous read when many (but less than half of all) rows are asked for.
+_BLOCK_ROWS = 4096
+
+# What the stimulus files can hold, with a margin (25,052 images, 24,011 masks of
+# 1000x1000, embeddings of at most 1152 dimensions). A dataset declared beyond
+# these bounds, or larger than its stored bytes can expand to, is refused before
+# anything is read from it.
+MAX_STIMULUS_ROWS = 1 << 17
+MAX_EMBEDDING_DIM = 8192
+MAX_MASK_SIDE = 4096
+_MAX_ITEMSIZE = 1024  # fixed-length image-id strings
+_MAX_CHUNK_BYTES = 64 << 20
+_MAX_EXPANSION = 1032  # deflate's largest ratio
 
 
 # --------------------------------------------------------------------------- helpers
@@ -90,6 +104,7 @@ def _unknown(kind: str, value: object, valid: Sequence[str], list_all: bool = Fa
 
 def _read_csv(path: Path, columns: Sequence[str], what: str) -> pd.DataFrame:
     _require(path, what)
+    check_table(path, ",")
     try:
         frame = pd.read_csv(path, dtype={"image_name": str})
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
@@ -225,8 +240,35 @@ def _dataset(handle: h5py.File, name: str, path: Path) -> h5py.Dataset:
     return obj
 
 
+def _check_bounds(ds: h5py.Dataset, path: Path, limits: Sequence[int]) -> None:
+    """Refuse a dataset whose declared size is beyond the dataset's bounds or its stored bytes."""
+    problem = None
+    name = ds.name.lstrip("/")
+    if ds.ndim != len(limits):
+        return  # the shape checks below report it
+    if any(n > limit for n, limit in zip(ds.shape, limits, strict=True)):
+        problem = f"declares shape {ds.shape}, beyond what this dataset can hold ({tuple(limits)})"
+    elif ds.dtype.itemsize > _MAX_ITEMSIZE:
+        problem = f"declares {ds.dtype.itemsize}-byte elements"
+    elif ds.chunks is not None and int(np.prod(ds.chunks)) * ds.dtype.itemsize > _MAX_CHUNK_BYTES:
+        problem = f"uses chunks of {ds.chunks} elements, over {_MAX_CHUNK_BYTES >> 20} MB each"
+    elif h5py.check_vlen_dtype(ds.dtype) is None:
+        declared = int(np.prod(ds.shape, dtype=np.int64)) * ds.dtype.itemsize
+        stored = ds.id.get_storage_size()
+        if declared > stored * _MAX_EXPANSION + (1 << 20):
+            problem = (
+                f"declares {declared:,} bytes of data but stores only {stored:,} bytes, "
+                "which cannot expand to that"
+            )
+    if problem:
+        raise CorruptFileError(
+            f"{path}: dataset {name!r} {problem}. Delete it and download it again."
+        )
+
+
 def _check_images_h5(handle: h5py.File, path: Path) -> None:
     ds = _dataset(handle, layout.H5_IMAGES, path)
+    _check_bounds(ds, path, (MAX_STIMULUS_ROWS,))
     base = h5py.check_vlen_dtype(ds.dtype)
     if ds.ndim != 1 or base is None or np.dtype(base) != np.uint8:
         raise CorruptFileError(
@@ -251,10 +293,19 @@ def _check_embedding_h5(handle: h5py.File, path: Path) -> None:
         problem = f"{layout.H5_VALID!r} must be boolean, found {valid.dtype}"
     if problem:
         raise CorruptFileError(f"{path}: {problem}. Delete it and download it again.")
+    _check_bounds(emb, path, (MAX_STIMULUS_ROWS, MAX_EMBEDDING_DIM))
+    _check_bounds(ids, path, (MAX_STIMULUS_ROWS,))
+    _check_bounds(valid, path, (MAX_STIMULUS_ROWS,))
+    if ids.dtype.kind not in "SUO":
+        raise CorruptFileError(
+            f"{path}: {layout.H5_IMAGE_IDS!r} must hold strings, found {ids.dtype}. "
+            "Delete it and download it again."
+        )
 
 
 def _check_masks_h5(handle: h5py.File, path: Path) -> None:
     ds = _dataset(handle, layout.H5_MASKS, path)
+    _check_bounds(ds, path, (MAX_STIMULUS_ROWS, MAX_MASK_SIDE, MAX_MASK_SIDE))
     if ds.ndim != 3 or ds.dtype.kind not in "bu":
         raise CorruptFileError(
             f"{path}: dataset {layout.H5_MASKS!r} must be (n_masks, H, W) uint8/bool, "
@@ -575,15 +626,27 @@ class _ModelFile:
         return self._valid
 
     def rows(self, positions: np.ndarray) -> np.ndarray:
+        """Rows at ``positions``; memory stays within about twice the rows asked for."""
         ds = self.h5.get()[layout.H5_EMBEDDING]
         if positions.size == 0:
             return np.empty((0, ds.shape[1]), dtype=ds.dtype)
-        if self.matrix is None and positions.size > _FULL_READ_ROWS:
+        uniq, inverse = np.unique(positions, return_inverse=True)
+        if self.matrix is None and uniq.size > _FULL_READ_ROWS and 2 * uniq.size >= ds.shape[0]:
             self.matrix = ds[()]
         if self.matrix is not None:
             return self.matrix[positions]
-        uniq, inverse = np.unique(positions, return_inverse=True)
-        block = ds[uniq] if uniq.size > 1 else ds[int(uniq[0]) : int(uniq[0]) + 1]
+        if uniq.size <= _FULL_READ_ROWS:
+            block = ds[uniq] if uniq.size > 1 else ds[int(uniq[0]) : int(uniq[0]) + 1]
+        else:
+            block = np.empty((uniq.size, ds.shape[1]), dtype=ds.dtype)
+            done = 0
+            while done < uniq.size:  # contiguous slabs of at most _BLOCK_ROWS rows
+                lo = int(uniq[done])
+                hi = lo + _BLOCK_ROWS
+                stop = done + int(np.searchsorted(uniq[done:], hi))
+                slab = ds[lo : min(hi, int(uniq[stop - 1]) + 1)]
+                block[done:stop] = slab[uniq[done:stop] - lo]
+                done = stop
         return block[inverse.ravel()]
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import sys
 
 from laion_fmri import _cache as cache
 from laion_fmri import layout
@@ -39,7 +41,13 @@ def run(args: argparse.Namespace) -> int:
     data_dir = get_data_dir(args.data_dir)
     subject = layout.normalize_subject(args.subject) if args.subject else None
     if args.action == "clear":
-        freed = cache.clear(data_dir, subject)
+        try:
+            freed = cache.clear(data_dir, subject)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            print(f"laion-fmri: error: {exc.strerror}.", file=sys.stderr)
+            return 2
         scope = f" of {subject}" if subject else ""
         print(f"Cleared the betas cache{scope}: freed {_human(freed)}.")
         return 0
