@@ -26,7 +26,9 @@ from typing import Any
 import numpy as np
 
 from hostile.crafted import CONFIG_TARGET, ROI_TARGET, SES, SIDECAR_TARGET, SUB, Case, all_cases
-from laion_fmri import cache, config, layout, rois
+from laion_fmri import _cache as cache
+from laion_fmri import _rois as rois
+from laion_fmri import config, layout
 from laion_fmri.stimuli import load_stimuli
 from laion_fmri.subject import load_subject
 
@@ -110,8 +112,6 @@ def target_path(case: Case, data_dir: Path) -> Path:
 
 def run_case(case: Case, data_dir: Path) -> dict[str, Any]:
     """Plant, call, measure, restore."""
-    if case.pending():
-        return {"name": case.name, "pending": case.pending()}
     target = target_path(case, data_dir)
     if case.target == SIDECAR_TARGET:
         load_subject(SUB, data_dir=data_dir).get_betas(SES, cache=True)
