@@ -17,12 +17,8 @@ from laion_fmri._compat import MOVED
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "laion_fmri"
-# Owned by the sample generator's maintainers (sample/spec.py imports sample/_design.py
-# inside methods and vice versa); listed here so any *new* cycle still fails.
-KNOWN_CYCLES: set[frozenset[str]] = {
-    frozenset({"laion_fmri.sample._design", "laion_fmri.sample.spec"}),
-    frozenset({"laion_fmri.sample._design", "laion_fmri.sample._extras", "laion_fmri.sample.spec"}),
-}
+# Import cycles allowed (none): any cycle fails.
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 
 def module_name(path: Path) -> str:
