@@ -11,7 +11,7 @@ import pandas as pd
 
 from laion_fmri.errors import StimulusNotFoundError
 from laion_fmri.stimuli._files import LazyH5, read_csv
-from laion_fmri.vocab import close_matches
+from laion_fmri.vocab import suggest
 
 __all__ = ["GroupedTable", "HubLike", "Namespace", "as_name_list", "indexer", "unknown"]
 
@@ -32,15 +32,9 @@ class HubLike(Protocol):
 
 
 def unknown(kind: str, value: object, valid: Sequence[str], list_all: bool = False) -> StimulusNotFoundError:
-    close = close_matches(value, valid)
-    msg = f"Unknown {kind} {value!r}."
-    if list_all:
-        msg += f" Valid: {', '.join(map(str, valid))}."
-    else:
-        msg += f" ({len(valid)} known.)"
-    if close:
-        msg += f" Did you mean: {', '.join(repr(c) for c in close)}?"
-    return StimulusNotFoundError(msg)
+    """The error for a name not in ``valid``: what was asked, what exists, close matches."""
+    listing = f"Valid: {', '.join(map(str, valid))}." if list_all else f"({len(valid)} known.)"
+    return StimulusNotFoundError(f"Unknown {kind} {value!r}. {listing}{suggest(value, valid)}")
 
 
 def as_name_list(names: str | Iterable[str]) -> tuple[list[str], bool]:
