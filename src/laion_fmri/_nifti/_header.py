@@ -282,6 +282,15 @@ def read_header(path: str | os.PathLike[str], check_size: bool = True) -> NiftiH
 
 
 
+def apply_scaling(values: np.ndarray, hdr: NiftiHeader) -> np.ndarray:
+    """Apply the header's ``scl_slope``/``scl_inter`` to float32 ``values`` in place."""
+    if hdr.slope != 1.0:
+        values *= np.float32(hdr.slope)
+    if hdr.inter != 0.0:
+        values += np.float32(hdr.inter)
+    return values
+
+
 def skip_to_data(stream, hdr: NiftiHeader, path: Path, step: int) -> None:  # type: ignore[no-untyped-def]
     """Read past the header and extension bytes, ``step`` bytes at a time."""
     skip = hdr.vox_offset
@@ -300,6 +309,7 @@ __all__ = [
     "MAX_VOLUMES",
     "MAX_VOLUME_BYTES",
     "NiftiHeader",
+    "apply_scaling",
     "corrupt",
     "open_stream",
     "read_block",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import numpy as np
 from laion_fmri._nifti._header import (
     DECODE_ERRORS,
     NiftiHeader,
+    apply_scaling,
     corrupt,
     open_stream,
     read_block,
@@ -45,11 +47,24 @@ def _stream_map(path: Path, hdr: NiftiHeader, out: np.ndarray, convert) -> None:
                 raise corrupt(path, f"the gzip checksum does not match ({exc})") from exc
 
 
-def _read_map_header(path: Path) -> NiftiHeader:
+def _read_map(
+    path: str | os.PathLike[str],
+    dtype_of: Callable[[NiftiHeader], np.dtype],
+    convert: Callable[[np.ndarray, NiftiHeader], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read a 3-D map into a ``dtype_of(header)`` grid, ``convert`` applied per slab."""
+    path = Path(path)
     hdr = read_header(path)
     if hdr.n_volumes != 1:
         raise corrupt(path, f"expected a 3-D map, found shape {hdr.shape}")
-    return hdr
+    out = np.empty(hdr.volume_size, dtype=dtype_of(hdr))
+    _stream_map(path, hdr, out, lambda block: convert(block, hdr))
+    return out.reshape(hdr.grid_shape, order="F"), hdr.affine
+
+
+def _scaled(block: np.ndarray, hdr: NiftiHeader) -> np.ndarray:
+    """The block as stored, or as float32 with the header's scaling applied."""
+    return apply_scaling(block.astype(np.float32), hdr) if hdr.scaled else block
 
 
 def map_dtype(hdr: NiftiHeader) -> np.dtype:
@@ -103,23 +118,7 @@ def read_volume(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     --------
     >>> data, affine = read_volume("mask.nii.gz")  # doctest: +SKIP
     """
-    path = Path(path)
-    hdr = _read_map_header(path)
-    out = np.empty(hdr.volume_size, dtype=map_dtype(hdr))
-    slope, inter = np.float32(hdr.slope), np.float32(hdr.inter)
-
-    def convert(block: np.ndarray) -> np.ndarray:
-        if not hdr.scaled:
-            return block
-        values = block.astype(np.float32)
-        if hdr.slope != 1.0:
-            values *= slope
-        if hdr.inter != 0.0:
-            values += inter
-        return values
-
-    _stream_map(path, hdr, out, convert)
-    return out.reshape(hdr.grid_shape, order="F"), hdr.affine
+    return _read_map(path, map_dtype, _scaled)
 
 
 def nonzero(values: np.ndarray) -> np.ndarray:
@@ -176,15 +175,5 @@ def read_mask(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     >>> mask.dtype
     dtype('bool')
     """
-    path = Path(path)
-    hdr = _read_map_header(path)
-    out = np.empty(hdr.volume_size, dtype=bool)
-
-    def convert(block: np.ndarray) -> np.ndarray:
-        # slope * v + inter != 0 cannot be decided from v alone when inter != 0.
-        if hdr.scaled:
-            block = block.astype(np.float32) * np.float32(hdr.slope) + np.float32(hdr.inter)
-        return nonzero(block)
-
-    _stream_map(path, hdr, out, convert)
-    return out.reshape(hdr.grid_shape, order="F"), hdr.affine
+    # slope * v + inter != 0 cannot be decided from v alone when inter != 0: scale first.
+    return _read_map(path, lambda hdr: np.dtype(bool), lambda block, hdr: nonzero(_scaled(block, hdr)))

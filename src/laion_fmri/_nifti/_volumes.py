@@ -12,6 +12,7 @@ from laion_fmri._nifti._header import (
     DECODE_ERRORS,
     DEFAULT_CHUNK,
     NiftiHeader,
+    apply_scaling,
     corrupt,
     open_stream,
     read_block,
@@ -175,10 +176,7 @@ def read_masked(
                 target[...] = picked
             del raw, block
             if hdr.scaled:
-                if hdr.slope != 1.0:
-                    target *= np.float32(hdr.slope)
-                if hdr.inter != 0.0:
-                    target += np.float32(hdr.inter)
+                apply_scaling(target, hdr)
         if hdr.compressed:
             _drain_gzip(stream, path)
     return out
