@@ -29,6 +29,7 @@ from hostile.crafted import CONFIG_TARGET, ROI_TARGET, SES, SIDECAR_TARGET, SUB,
 from laion_fmri import _cache as cache
 from laion_fmri import _rois as rois
 from laion_fmri import config, layout
+from laion_fmri._cache._store import read_sidecar
 from laion_fmri.stimuli import load_stimuli
 from laion_fmri.subject import load_subject
 
@@ -43,7 +44,7 @@ def _betas_rebuilt(d: Path) -> Any:
     truth = sub.get_betas(SES, cache=False)
     if not np.array_equal(got, truth, equal_nan=True):
         raise AssertionError("the cache returned data that differs from the NIfTI")
-    if cache._read_sidecar(cache.entry_for(d, SUB, SES)) is None:
+    if read_sidecar(cache.entry_for(d, SUB, SES)) is None:
         raise AssertionError("the bad sidecar was not rebuilt")
     return got
 

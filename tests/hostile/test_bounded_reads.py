@@ -11,8 +11,8 @@ import pytest
 
 from laion_fmri import _nifti as nifti
 from laion_fmri import layout
-from laion_fmri import stimuli as stimuli_mod
 from laion_fmri.errors import CorruptFileError
+from laion_fmri.stimuli import _embeddings as stimuli_mod
 from laion_fmri.stimuli import load_stimuli
 
 N_ROWS, DIM = 20_000, 512
