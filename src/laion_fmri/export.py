@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from laion_fmri.subject import Subject
 
 #: Uncompressed bytes per chunk the export aims at.
-TARGET_CHUNK_BYTES = 16 * 2**20
+TARGET_CHUNK_BYTES = 4 * 2**20
 #: Default memory for one block of columns over all trials.
 DEFAULT_MEMORY_LIMIT = 1 << 30
 FORMAT_VERSION = 1
@@ -120,8 +120,8 @@ def chunk_voxels(n_trials: int, n_voxels: int, target_bytes: int = TARGET_CHUNK_
 
     Examples
     --------
-    >>> chunk_voxels(4096, 65000, 16 * 2**20)
-    1024
+    >>> chunk_voxels(4096, 65000, 4 * 2**20)
+    256
     """
     block = max(1, target_bytes // max(1, 4 * n_trials))
     return int(max(1, min(block, n_voxels)))

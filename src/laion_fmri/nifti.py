@@ -24,6 +24,7 @@ Conventions
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import struct
@@ -31,6 +32,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -329,7 +331,7 @@ def gather_offsets(mask: np.ndarray, grid_shape: Sequence[int] | None = None) ->
 
 
 def read_masked(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | BinaryIO,
     offsets: np.ndarray | None = None,
     *,
     header: NiftiHeader | None = None,
@@ -340,13 +342,15 @@ def read_masked(
 
     Parameters
     ----------
-    path : str or os.PathLike
-        ``.nii`` or ``.nii.gz`` file.
+    path : str, os.PathLike or binary file object
+        ``.nii`` or ``.nii.gz`` file, or an open binary stream of one
+        positioned at its first byte (e.g. bytes arriving from the source;
+        ``header`` is then required).
     offsets : numpy.ndarray, optional
         Disk-order voxel offsets from :func:`gather_offsets`; ``None`` keeps every
         voxel (in Fortran order).
     header : NiftiHeader, optional
-        A header already read with :func:`read_header`.
+        A header already read with :func:`read_header` (required for a stream).
     chunk : int
         Volumes decoded per step (memory = ``chunk`` volumes on top of the output).
     out : numpy.ndarray, optional
@@ -369,7 +373,10 @@ def read_masked(
     >>> hdr = read_header(path)  # doctest: +SKIP
     >>> betas = read_masked(path, gather_offsets(mask3d), header=hdr)  # doctest: +SKIP
     """
-    path = Path(path)
+    fileobj = None if isinstance(path, (str, os.PathLike)) else path
+    if fileobj is not None and header is None:
+        raise ValueError("read_masked needs header= when it reads from an open stream.")
+    path = Path(path) if fileobj is None else Path(getattr(fileobj, "name", "<stream>"))
     hdr = header if header is not None else read_header(path)
     n_vox = hdr.volume_size
     if offsets is None:
@@ -386,7 +393,13 @@ def read_masked(
     native = hdr.dtype.newbyteorder("=")
     direct = hdr.dtype == np.dtype(np.float32) and hdr.dtype.isnative
     vol_bytes = n_vox * hdr.dtype.itemsize
-    with _open_stream(path, hdr.compressed) as stream:
+    if fileobj is None:
+        opened = _open_stream(path, hdr.compressed)
+    else:
+        from zlib_ng import gzip_ng
+
+        opened = gzip_ng.open(fileobj, "rb") if hdr.compressed else contextlib.nullcontext(fileobj)
+    with opened as stream:
         skip = hdr.vox_offset
         while skip:
             step = min(skip, 1 << 24)
