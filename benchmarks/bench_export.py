@@ -4,16 +4,20 @@ Usage::
 
     python benchmarks/bench_export.py [--workdir DIR] [--n-trials 256] [--sessions 20]
 
-Builds (once, under ``--workdir``) a ``full-grid`` sample session (143^3,
-gzip level 1) and a data dir where it appears as ``--sessions`` sessions
-(symlinks), then, each in a fresh subprocess:
+Builds (once, under ``--workdir``) ``--sessions`` ``full-grid`` sample
+sessions (143^3, gzip level 1, one seed each) in one data dir, then, each in a
+fresh subprocess:
 
 * ``export``         ``laion_fmri.export.export_zarr`` of the whole brain
   (decodes every session into the cache, then writes the zarr group);
 * ``roi_caches``     baseline: ``np.concatenate([sub.get_betas(s, roi=R) for s in sessions])``
   from the warm per-session caches;
 * ``roi_zarr``       ``open_export(OUT).read(roi=R)`` (same numbers, checked);
+* ``roi_zarr_lz4``   the same from an export written with ``codec="lz4"``;
 * ``roi_zarr_export`` reading a ``--roi R`` export whole.
+
+Every session holds different betas (one sample per seed), so the
+compressor cannot profit from repeated sessions.
 
 ``R`` is the ROI (or category) closest to 5,000 voxels. Timings run from
 ``load_subject`` to the array (imports reported separately); each read is
@@ -33,14 +37,57 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from bench_betas import SUB, _link_tree  # noqa: E402
-
+SUB = "sub-03"
+SES = "ses-01"
 TARGET_ROI_VOXELS = 5000
 
 
 def _peak_mb() -> float:
+    """Peak RSS of this process (VmHWM; ``ru_maxrss`` would include the forking parent)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _distinct_sessions(work: Path, n_trials: int, n_sessions: int) -> Path:
+    """A data dir whose sessions hold *different* betas (one full-grid sample per seed).
+
+    Repeating one session would let the compressor find the repetition and
+    flatter the zarr side. Everything but the betas comes from seed 0 (the
+    brain mask and ROIs do not depend on the seed).
+    """
+    import shutil
+
+    from laion_fmri import layout
+    from laion_fmri.sample import make_sample_dataset
+
+    seeds = []
+    for seed in range(n_sessions):
+        root = work / "seeds" / f"fullgrid-{n_trials}-seed{seed}"
+        if not (root / "participants.tsv").is_file():
+            make_sample_dataset(root, scale="full-grid", n_trials=n_trials, seed=seed)
+        seeds.append(root)
+    data = work / f"export-{n_trials}x{n_sessions}"
+    if data.exists():
+        shutil.rmtree(data)
+    for path in seeds[0].rglob("*"):
+        rel = path.relative_to(seeds[0]).as_posix()
+        if not path.is_file() or layout.session_of(rel) is not None:
+            continue
+        (data / rel).parent.mkdir(parents=True, exist_ok=True)
+        (data / rel).symlink_to(path)
+    for i, root in enumerate(seeds, start=1):
+        ses = f"ses-{i:02d}"
+        for path in root.rglob(f"*{SES}*"):
+            if not path.is_file():
+                continue
+            rel = path.relative_to(root).as_posix().replace(SES, ses)
+            (data / rel).parent.mkdir(parents=True, exist_ok=True)
+            (data / rel).symlink_to(path)
+    (data / ".laion_fmri").mkdir(exist_ok=True)
+    return data
 
 
 def _dir_bytes(path: Path) -> int:
@@ -84,6 +131,11 @@ def variant(name: str, data: Path, out: Path, roi: list[str]) -> dict[str, objec
     if name == "export":
         export_zarr(sub, out, overwrite=True)
         result = np.empty((0, 0), np.float32)
+    elif name == "export_lz4":
+        export_zarr(sub, out.with_name("lz4.zarr"), codec="lz4", overwrite=True)
+        result = np.empty((0, 0), np.float32)
+    elif name == "roi_zarr_lz4":
+        result = open_export(out.with_name("lz4.zarr")).read(roi=roi)
     elif name == "export_roi":
         export_zarr(sub, out.with_name("roi.zarr"), roi=roi, overwrite=True)
         result = np.empty((0, 0), np.float32)
@@ -107,7 +159,8 @@ def _run(name: str, data: Path, out: Path, repeats: int, roi: list[str]) -> dict
     runs = []
     for _ in range(repeats):
         if name.endswith("_cold"):
-            _evict([data / ".laion_fmri" / "cache", out, out.with_name("roi.zarr")])
+            _evict([data / ".laion_fmri" / "cache", out, out.with_name("roi.zarr"),
+                    out.with_name("lz4.zarr")])
         proc = subprocess.run(
             [sys.executable, __file__, "--variant", name, "--data", str(data), "--zarr", str(out),
              "--roi", ",".join(roi)],
@@ -141,15 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(variant(args.variant, Path(args.data), Path(args.zarr), args.roi.split(","))))
         return 0
 
-    from laion_fmri.sample import make_sample_dataset
-
     work = Path(args.workdir)
-    src = work / f"fullgrid-{args.n_trials}"
-    if not (src / "participants.tsv").is_file():
-        make_sample_dataset(src, scale="full-grid", n_trials=args.n_trials)
-    sessions = [f"ses-{i:02d}" for i in range(1, args.sessions + 1)]
-    data = work / f"export-{args.n_trials}x{args.sessions}"
-    _link_tree(src, data, sessions)
+    data = _distinct_sessions(work, args.n_trials, args.sessions)
     zarr_out = work / f"export-{args.n_trials}x{args.sessions}.zarr"
     from laion_fmri.subject import load_subject
 
@@ -158,9 +204,10 @@ def main(argv: list[str] | None = None) -> int:
           f"({n_roi} voxels)", flush=True)
     results = {
         "export": _run("export", data, zarr_out, 1, roi),
+        "export_lz4": _run("export_lz4", data, zarr_out, 1, roi),
         "export_roi": _run("export_roi", data, zarr_out, 1, roi),
     }
-    for name in ("roi_caches", "roi_zarr", "roi_zarr_export"):
+    for name in ("roi_caches", "roi_zarr", "roi_zarr_lz4", "roi_zarr_export"):
         for suffix in ("", "_cold"):
             results[name + suffix] = _run(name + suffix, data, zarr_out, args.repeats, roi)
     if results["roi_caches"]["checksum"] != results["roi_zarr"]["checksum"]:
@@ -177,12 +224,13 @@ def main(argv: list[str] | None = None) -> int:
                     "roi": roi, "roi_voxels": n_roi},
         "sizes_mb": {"per_session_caches": cache_bytes / 2**20,
                      "zarr_whole_brain": _dir_bytes(zarr_out) / 2**20,
+                     "zarr_whole_brain_lz4": _dir_bytes(zarr_out.with_name("lz4.zarr")) / 2**20,
                      "zarr_roi_only": _dir_bytes(zarr_out.with_name("roi.zarr")) / 2**20},
         "results": results,
         "speedups_vs_caches": {
             f"{name}{suffix}":
                 results[f"roi_caches{suffix}"]["seconds"] / results[f"{name}{suffix}"]["seconds"]
-            for name in ("roi_zarr", "roi_zarr_export") for suffix in ("", "_cold")
+            for name in ("roi_zarr", "roi_zarr_lz4", "roi_zarr_export") for suffix in ("", "_cold")
         },
         "target_speedup": 10.0,
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from laion_fmri.export import DEFAULT_MEMORY_LIMIT, export_zarr, open_export
+from laion_fmri.export import CODECS, DEFAULT_MEMORY_LIMIT, export_zarr, open_export
 from laion_fmri.subject import load_subject
 
 FORMATS = ("zarr",)
@@ -29,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="only these sessions (repeatable; default: every session on disk)")
     parser.add_argument("--mask-source", default=None,
                         help="brain-mask source (where this version supports it)")
+    parser.add_argument("--codec", choices=CODECS, default="zstd",
+                        help="blosc inner codec: zstd (smaller) or lz4 (faster reads)")
     parser.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_LIMIT >> 20,
                         help="MB of betas held at once while writing (default %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     session = args.session if args.session else "all"
     out = export_zarr(
         sub, args.out, session=session, roi=roi, mask_source=args.mask_source,
-        memory_limit=args.memory_mb << 20, overwrite=args.overwrite,
+        memory_limit=args.memory_mb << 20, codec=args.codec, overwrite=args.overwrite,
         progress=lambda msg: print(f"  {msg}", flush=True),
     )
     ex = open_export(out)
