@@ -951,7 +951,7 @@ def remote_trial_count(store: Store, subject: str, session: str) -> int:
 
 def lazy_remote_betas(
     source: Source, subjects_sessions: Sequence[tuple[str, str]], columns: np.ndarray | None,
-    n_columns: int, *, store: Store | None = None,
+    n_columns: int, *, rows: Sequence[int] | None = None, store: Store | None = None,
 ) -> Any:
     """A dask array stacking sessions streamed on the workers (one chunk per session).
 
@@ -969,6 +969,9 @@ def lazy_remote_betas(
         Brain-voxel columns; ``None`` = whole brain.
     n_columns : int
         Width of each block (``columns.size`` or the brain size).
+    rows : sequence of int, optional
+        Trials of each block when known; otherwise read from the trial tables
+        on the source (small files).
     store : Store, optional
         Used on the client to read trial counts (default: ``open_store(source)``).
 
@@ -983,11 +986,12 @@ def lazy_remote_betas(
     import dask
     import dask.array as da
 
-    store = store or _source_store(source)
+    if rows is None:
+        store = store or _source_store(source)
+        rows = [remote_trial_count(store, subject, session) for subject, session in subjects_sessions]
     shared_cols = dask.delayed(columns, name="laion-fmri-columns", pure=True) if columns is not None else None
     parts = []
-    for subject, session in subjects_sessions:
-        n_rows = remote_trial_count(store, subject, session)
+    for (subject, session), n_rows in zip(subjects_sessions, rows, strict=True):
         spec = dask.delayed(_spec, pure=True)(source, subject, session, shared_cols)
         task = dask.delayed(session_block, pure=True)(
             spec, dask_key_name=f"laion-fmri-remote-{subject}-{session}")
