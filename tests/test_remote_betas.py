@@ -146,7 +146,9 @@ def test_part_size_inference_and_verifier() -> None:
     opaque = rb.ContentVerifier(ObjectInfo("k", 3, "not-an-md5", None))
     opaque.update(b"abc")
     assert opaque.method == "size" and opaque.mismatch() is None
-    assert rb.plan_ranges(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert rb.plan_ranges(10, 4, first_bytes=4) == [(0, 4), (4, 8), (8, 10)]
+    assert rb.plan_ranges(20, 8, first_bytes=2) == [(0, 2), (2, 6), (6, 14), (14, 20)]
+    assert rb.plan_ranges(0, 8) == []
     assert rb.RangeStream([b"ab", b"", b"cd"]).read() == b"abcd"
 
 

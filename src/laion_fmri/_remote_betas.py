@@ -96,15 +96,23 @@ def _read_range(store: Store, key: str, start: int, end: int, etag: str | None =
     return bytes(out)
 
 
-def plan_ranges(size: int, range_bytes: int = DEFAULT_RANGE_BYTES) -> list[tuple[int, int]]:
-    """Split ``size`` bytes into consecutive ``[start, end)`` ranges of ``range_bytes``.
+def plan_ranges(
+    size: int, range_bytes: int = DEFAULT_RANGE_BYTES, first_bytes: int | None = None
+) -> list[tuple[int, int]]:
+    """Split ``size`` bytes into consecutive ``[start, end)`` ranges.
+
+    The first range is ``first_bytes`` and each next one doubles up to
+    ``range_bytes``: the decoder can start after a small first read, while
+    the bulk moves in large ranges.
 
     Parameters
     ----------
     size : int
         Object size.
     range_bytes : int
-        Bytes per range (> 0).
+        Bytes per range once ramped up (> 0).
+    first_bytes : int, optional
+        Size of the first range (default ``range_bytes / 8``, at least 64 KiB).
 
     Returns
     -------
@@ -112,12 +120,21 @@ def plan_ranges(size: int, range_bytes: int = DEFAULT_RANGE_BYTES) -> list[tuple
 
     Examples
     --------
-    >>> plan_ranges(10, 4)
+    >>> plan_ranges(10, 4, first_bytes=4)
     [(0, 4), (4, 8), (8, 10)]
+    >>> plan_ranges(20, 8, first_bytes=2)
+    [(0, 2), (2, 6), (6, 14), (14, 20)]
     """
     if range_bytes <= 0:
         raise ValueError(f"range_bytes must be positive, got {range_bytes}.")
-    return [(s, min(s + range_bytes, size)) for s in range(0, size, range_bytes)]
+    step = first_bytes if first_bytes is not None else max(range_bytes // 8, min(range_bytes, 1 << 16))
+    step = max(1, min(step, range_bytes))
+    out, start = [], 0
+    while start < size:
+        out.append((start, min(start + step, size)))
+        start += step
+        step = min(step * 2, range_bytes)
+    return out
 
 
 class RangeReader:
@@ -450,7 +467,7 @@ def _header_from_stream(stream: io.BufferedReader, key: str) -> nifti.NiftiHeade
     """Parse the NIfTI header from the start of a (gzip) stream, without consuming it.
 
     The header goes through :func:`laion_fmri.nifti.read_header` (all its
-    checks) via a 348-byte temporary file: the validator works on paths.
+    checks) via a 348-byte in-memory file: the validator works on paths.
     """
     import zlib
 
@@ -463,10 +480,18 @@ def _header_from_stream(stream: io.BufferedReader, key: str) -> nifti.NiftiHeade
             raise CorruptFileError(f"{key} is not a readable NIfTI-1 file: bad gzip start ({exc}).") from exc
     else:
         raw = head[: nifti.HEADER_SIZE]
-    with tempfile.TemporaryDirectory(prefix="laion-fmri-hdr-") as tmp:
-        path = Path(tmp) / "header.nii"
-        path.write_bytes(raw)
-        hdr = nifti.read_header(path, check_size=False)
+    if hasattr(os, "memfd_create"):  # Linux: an in-memory file, no filesystem round trip
+        fd = os.memfd_create("laion-fmri-header")
+        try:
+            os.write(fd, raw)
+            hdr = nifti.read_header(f"/proc/self/fd/{fd}", check_size=False)
+        finally:
+            os.close(fd)
+    else:  # pragma: no cover - other platforms
+        with tempfile.TemporaryDirectory(prefix="laion-fmri-hdr-") as tmp:
+            path = Path(tmp) / "header.nii"
+            path.write_bytes(raw)
+            hdr = nifti.read_header(path, check_size=False)
     return dataclasses.replace(hdr, path=Path(key), compressed=compressed)
 
 
