@@ -1,7 +1,7 @@
 """Run every benchmark script in turn; each writes its figures to benchmarks/results/.
 
 Usage: ``python benchmarks/run_all.py [NAME ...]`` (names: betas, download, splits,
-stimuli, torch; default all). Each benchmark compares our code with a baseline
+stimuli, torch, export, time_to_betas; default all). Each benchmark compares our code with a baseline
 measured in the same run and reports ratios and peak memory.
 """
 
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ("splits", "stimuli", "betas", "torch", "download")
+ORDER = ("splits", "stimuli", "betas", "torch", "download", "export", "time_to_betas")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,8 @@ CASES = {
     "torch": ["--scale", "tiny", "--epochs", "1", "--image-size", "32"],
     "download": ["--small", "5", "--large", "1", "--large-mb", "1", "--sessions", "2",
                  "--skip-aws"],
+    "export": ["--n-trials", "8", "--sessions", "2", "--repeats", "1"],
+    "time_to_betas": ["--n-trials", "8", "--sessions", "1", "--repeats", "1", "--skip-wan"],
 }
 
 
@@ -33,7 +35,7 @@ def test_benchmark_script_runs(name: str, tmp_path: Path) -> None:
         pytest.importorskip("torch")
     out = tmp_path / f"{name}.json"
     args = [sys.executable, str(BENCH / f"bench_{name}.py"), *CASES[name], "--out", str(out)]
-    if name in ("betas", "torch", "download"):
+    if name in ("betas", "torch", "download", "export", "time_to_betas"):
         args += ["--workdir", str(tmp_path / "work")]
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
