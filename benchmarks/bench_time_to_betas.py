@@ -17,7 +17,12 @@ all sessions:
 * ``decode_alone``       ``nifti.read_masked`` of the local ``.nii.gz`` (page cache);
 * ``download_then_load`` ``download`` then ``Subject.get_betas`` (today's path);
 * ``stream``             ``_remote_betas.stream_betas`` / ``stream_sessions``
-  (ranged reads in flight, decode and MD5 while the bytes arrive).
+  (ranged reads in flight, decode and MD5 while the bytes arrive);
+* loopback, all sessions: ``serial_stream`` (one session after the other) vs
+  ``cluster_stream`` (``lazy_remote_betas`` computed on a 2-worker dask
+  ``LocalCluster``, workers streaming from the source).
+
+The pickled task-graph size of 5 subjects x 30 sessions is reported too.
 
 Reported per variant: wall time, peak RSS (VmHWM), output size and extra
 disk; the target is ``stream <= 1.15 x max(fetch_alone, decode_alone)`` for
@@ -109,6 +114,24 @@ def variant(name: str, sessions: list[str], data: Path, in_flight: int) -> dict[
             out_bytes += res.betas.nbytes
             methods.append(res.verified)
         extra["verified"] = methods
+    elif name == "serial_stream":
+        for key in keys:
+            out_bytes += rb.stream_betas(store, key, mask.offsets, in_flight=in_flight).betas.nbytes
+    elif name == "cluster_stream":
+        from distributed import Client, LocalCluster
+
+        from laion_fmri.config import get_source
+
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            t0 = time.perf_counter()  # cluster start-up is not part of the load
+            arr = rb.lazy_remote_betas(get_source(), [(SUB, s) for s in sessions], None,
+                                       int(mask.c_index.size))
+            out_bytes = arr.compute().nbytes
+            seconds = time.perf_counter() - t0
+            client.shutdown()
+        return {"variant": name, "seconds": seconds, "peak_rss_mb": _peak_mb(),
+                "output_mb": out_bytes / 2**20, "note": "client process only; 2 worker processes"}
     else:
         raise SystemExit(f"unknown variant {name}")
     seconds = time.perf_counter() - t0
@@ -150,6 +173,28 @@ def _upload(data: Path, endpoint: str) -> None:
             client.put_object(Bucket=BUCKET, Key=rel, Body=fh, ACL="public-read")
 
 
+def _graph_sizes() -> dict[str, int]:
+    """Pickled task-graph size of lazy streamed betas for 5 subjects x 30 sessions."""
+    import pickle
+
+    import numpy as np
+
+    from laion_fmri import _remote_betas as rb
+    from laion_fmri.config import parse_source
+
+    source = parse_source(f"s3://{BUCKET}")
+    out = {}
+    for label, cols in (("whole_brain", None), ("roi_5000_voxels_each_subject", "roi")):
+        graph: dict[object, object] = {}
+        for i in (1, 3, 5, 6, 7):
+            sel = None if cols is None else np.sort(np.random.default_rng(i).choice(65000, 5000, False))
+            arr = rb.lazy_remote_betas(source, [(f"sub-{i:02d}", f"ses-{j:02d}") for j in range(1, 31)],
+                                       sel, 65000 if sel is None else 5000, rows=[1050] * 30)
+            graph.update(dict(arr.__dask_graph__()))
+        out[label] = len(pickle.dumps(graph))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default=os.environ.get("LAION_FMRI_BENCH_DIR",
@@ -159,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--in-flight", type=int, default=4)
     parser.add_argument("--skip-wan", action="store_true")
+    parser.add_argument("--skip-cluster", action="store_true",
+                        help="skip the 2-worker dask LocalCluster vs serial comparison")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "time_to_betas.json")
     parser.add_argument("--variant")
     parser.add_argument("--data")
@@ -219,6 +266,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"    -> stream / max(fetch, decode) = "
                       f"{block['summary']['stream_over_max_fetch_decode']:.2f}", flush=True)
                 results[label] = block
+            if link == "loopback" and len(sessions) > 1 and not args.skip_cluster:
+                print(f"  {link}_cluster_{len(sessions)}ses", flush=True)
+                block = {name: _run(name, sessions, data, env, 1, args.in_flight)
+                         for name in ("serial_stream", "cluster_stream")}
+                block["summary"] = {"serial_over_cluster":
+                                    block["serial_stream"]["seconds"] / block["cluster_stream"]["seconds"]}
+                results[f"{link}_cluster_{len(sessions)}ses"] = block
     finally:
         for p in procs:
             p.terminate()
@@ -237,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         "dataset": {"sessions": args.sessions, "n_trials": args.n_trials, "grid": [143, 143, 143],
                     "gzip_bytes_per_session": gz},
         "results": results,
+        "pickled_graph_bytes_5_subjects_x_30_sessions": _graph_sizes(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2))

@@ -87,3 +87,6 @@ def test_graph_stays_small() -> None:
     size = len(pickle.dumps(graph))
     # 150 tasks and one shared 40 kB column array, not 150 copies of it.
     assert size < 400_000, size
+    # Two selections of the same sessions never share a key.
+    other = rb.lazy_remote_betas(source, [("sub-01", "ses-01")], cols[:10], 10, rows=[1050])
+    assert not set(dict(other.__dask_graph__())) & set(dict(arrays[0].__dask_graph__()))

@@ -1014,12 +1014,18 @@ def lazy_remote_betas(
     if rows is None:
         store = store or _source_store(source)
         rows = [remote_trial_count(store, subject, session) for subject, session in subjects_sessions]
-    shared_cols = dask.delayed(columns, name="laion-fmri-columns", pure=True) if columns is not None else None
+    from dask.base import tokenize
+
+    # Keys name the source and the columns, so two selections never share a key.
+    token = tokenize(source, columns)
+    shared_cols = (
+        dask.delayed(columns, name=f"laion-fmri-columns-{token}", pure=True) if columns is not None else None
+    )
     parts = []
     for (subject, session), n_rows in zip(subjects_sessions, rows, strict=True):
         spec = dask.delayed(_spec, pure=True)(source, subject, session, shared_cols)
         task = dask.delayed(session_block, pure=True)(
-            spec, dask_key_name=f"laion-fmri-remote-{subject}-{session}")
+            spec, dask_key_name=f"laion-fmri-remote-{subject}-{session}-{token}")
         parts.append(da.from_delayed(task, shape=(n_rows, n_columns), dtype=np.float32))
     return da.concatenate(parts, axis=0)
 
