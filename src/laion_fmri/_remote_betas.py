@@ -68,7 +68,7 @@ COMMON_PART_SIZES = (8 * MiB, 16 * MiB, 5 * MiB, 64 * MiB)
 
 
 # --------------------------------------------------------------------------- ranged reads
-def _read_range(store: Store, key: str, start: int, end: int, etag: str | None = None) -> bytes:
+def _read_range(store: Store, key: str, start: int, end: int, etag: str | None = None) -> bytearray:
     """Bytes ``[start, end)`` of ``key``, guarded by ``If-Match`` when ``etag`` is given.
 
     The one place that issues a ranged read: today an open-ended
@@ -77,23 +77,26 @@ def _read_range(store: Store, key: str, start: int, end: int, etag: str | None =
     body of this function.
     """
     want = end - start
-    out = bytearray()
+    out = bytearray(want)
+    filled = 0
     with store.open(key, start=start, if_match=etag) as dl:
         skip = start - dl.start  # a server that ignored Range sends from byte 0
         for chunk in dl:
-            view = memoryview(chunk)
+            view = memoryview(chunk).cast("B")
             if skip:
                 cut = min(skip, len(view))
                 view, skip = view[cut:], skip - cut
-            out += view[: want - len(out)]
-            if len(out) >= want:
+            take = min(len(view), want - filled)
+            out[filled : filled + take] = view[:take]
+            filled += take
+            if filled >= want:
                 break
-    if len(out) != want:
+    if filled != want:
         raise IntegrityError(
-            f"{key!r}: the source sent {len(out)} bytes for the range {start}-{end - 1} "
+            f"{key!r}: the source sent {filled} bytes for the range {start}-{end - 1} "
             f"({want} expected); the object is shorter than listed or the transfer was cut."
         )
-    return bytes(out)
+    return out
 
 
 def plan_ranges(
@@ -164,7 +167,7 @@ class RangeReader:
     def __init__(
         self, store: Store, info: ObjectInfo, range_bytes: int = DEFAULT_RANGE_BYTES,
         in_flight: int = DEFAULT_IN_FLIGHT,
-        read_range: Callable[[Store, str, int, int, str | None], bytes] | None = None,
+        read_range: Callable[[Store, str, int, int, str | None], bytes | bytearray] | None = None,
     ) -> None:
         self.store = store
         self.info = info
@@ -172,8 +175,8 @@ class RangeReader:
         self.in_flight = max(1, int(in_flight))
         self._read = read_range or _read_range
 
-    def __iter__(self) -> Iterator[bytes]:
-        pending: deque[Future[bytes]] = deque()
+    def __iter__(self) -> Iterator[bytes | bytearray]:
+        pending: deque[Future[bytes | bytearray]] = deque()
         todo = iter(self.ranges)
         with ThreadPoolExecutor(self.in_flight, thread_name_prefix="laion-fmri-range") as pool:
             try:
