@@ -401,7 +401,8 @@ class _VerifyingChunks:
     def __init__(self, chunks: Iterator[bytes], verifier: ContentVerifier, keep: Path | None) -> None:
         self._chunks = chunks
         self._verifier = verifier
-        self._queue: queue.Queue[bytes | None] = queue.Queue()
+        # Bounded: a verifier that falls behind slows the decoder instead of piling up ranges.
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
         self._keep = keep
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="laion-fmri-verify", daemon=True)
