@@ -45,6 +45,11 @@ def test_whole_brain_export_matches_get_betas(downloaded: Path, tmp_path: Path) 
     roi = sub.get_available_rois()[0]
     assert roi in ex.rois
     np.testing.assert_array_equal(ex.read(roi=roi), _concat(sub, sessions, roi=roi))
+    # Scattered columns across several chunk runs read like numpy fancy indexing.
+    picks = np.array([0, 1, 5, expected.shape[1] // 2, expected.shape[1] - 1])
+    np.testing.assert_array_equal(ex.read_columns(picks), expected[:, picks])
+    with pytest.raises(IndexError):
+        ex.read_columns(np.array([3, 1]))
     trials = ex.trials()
     assert len(trials) == expected.shape[0]
     ref = pd.concat([sub.get_trial_info(s) for s in sessions], ignore_index=True)
@@ -91,7 +96,8 @@ def test_mask_source_is_passed_only_when_supported() -> None:
 
 def test_chunk_and_pass_planning() -> None:
     assert chunk_voxels(4096, 65_000, 16 * 2**20) == 1024
-    assert chunk_voxels(10**7, 5, 1024) == 1
+    assert chunk_voxels(10**7, 5, 1024) == 5  # at least MIN_CHUNK_VOXELS, at most all
+    assert chunk_voxels(10**7, 50_000, 1024) == 16
     passes = column_passes(10_000, 256, 100, 100 * 4 * 1000)
     assert passes[0] == (0, 768) and passes[-1][1] == 10_000
     assert all(b - a == 768 for a, b in passes[:-1])
