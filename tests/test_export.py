@@ -36,7 +36,12 @@ def test_whole_brain_export_matches_get_betas(downloaded: Path, tmp_path: Path) 
     assert ex.betas.shape == expected.shape
     assert ex.betas.chunks[0] == expected.shape[0] and ex.betas.chunks[1] < expected.shape[1]
     np.testing.assert_array_equal(ex.read(), expected)
-    np.testing.assert_array_equal(ex.voxel_index, np.arange(sub.get_n_voxels()))
+    # Columns are ROI-major: each ROI's voxels form one run; voxel_index says which is which.
+    np.testing.assert_array_equal(np.sort(ex.voxel_index), np.arange(sub.get_n_voxels()))
+    np.testing.assert_array_equal(ex.betas[:], expected[:, ex.voxel_index])
+    first_roi = sorted(ex.rois)[0]
+    run = np.sort(ex.roi_columns(first_roi))
+    assert run[-1] - run[0] + 1 == run.size
     codec = ex.betas.metadata.codecs[-1].to_dict()
     assert codec["name"] == "blosc" and codec["configuration"]["cname"] == "zstd"
     assert ex.attrs["sessions"] == sessions and ex.attrs["subject"] == "sub-03"
@@ -45,9 +50,11 @@ def test_whole_brain_export_matches_get_betas(downloaded: Path, tmp_path: Path) 
     roi = sub.get_available_rois()[0]
     assert roi in ex.rois
     np.testing.assert_array_equal(ex.read(roi=roi), _concat(sub, sessions, roi=roi))
+    union = sub.get_available_rois()[:3]  # possibly overlapping ROIs, read as one union
+    np.testing.assert_array_equal(ex.read(roi=union), _concat(sub, sessions, roi=union))
     # Scattered columns across several chunk runs read like numpy fancy indexing.
     picks = np.array([0, 1, 5, expected.shape[1] // 2, expected.shape[1] - 1])
-    np.testing.assert_array_equal(ex.read_columns(picks), expected[:, picks])
+    np.testing.assert_array_equal(ex.read_columns(picks), expected[:, ex.voxel_index[picks]])
     with pytest.raises(IndexError):
         ex.read_columns(np.array([3, 1]))
     trials = ex.trials()
@@ -65,7 +72,9 @@ def test_roi_export_and_session_subset(downloaded: Path, tmp_path: Path) -> None
     out = export_zarr(sub, tmp_path / "face.zarr", session=sessions, roi="face")
     ex = open_export(out)
     np.testing.assert_array_equal(ex.read(), _concat(sub, sessions, roi="face"))
-    np.testing.assert_array_equal(ex.voxel_index, np.flatnonzero(sub.get_roi_mask("face")))
+    np.testing.assert_array_equal(np.sort(ex.voxel_index), np.flatnonzero(sub.get_roi_mask("face")))
+    for name in sub.get_available_rois(category="face"):
+        np.testing.assert_array_equal(ex.read(roi=name), _concat(sub, sessions, roi=name))
     with pytest.raises(FileExistsError, match="overwrite"):
         export_zarr(sub, out, roi="face")
     with pytest.raises(KeyError, match="not stored"):

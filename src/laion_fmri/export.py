@@ -3,12 +3,16 @@
 :func:`export_zarr` writes a zarr (v3) group holding
 
 * ``betas``: ``(n_trials, n_voxels)`` float32, chunked ``(n_trials, block)``
-  so a set of columns (an ROI) over *every* trial is a few contiguous chunk
-  reads; blosc/zstd with byte shuffle;
+  so a set of columns over *every* trial is a few chunk reads; blosc (zstd
+  or lz4) with byte shuffle. Columns are **ROI-major**: the voxels of each
+  ROI (in name order) sit next to each other, then the voxels in no ROI, so
+  reading an ROI decompresses little more than the ROI itself (in brain
+  order an ROI is hundreds of short runs spread over the whole array);
 * ``voxel_index``: ``(n_voxels,)`` int64, the brain-mask voxel (column of
   ``get_betas``) each exported column is;
 * ``rois/<name>``: int64 positions in the exported columns of every ROI on
-  disk (a whole-brain export can be cut by ROI without the subject's files);
+  disk, in brain-voxel order (a whole-brain export can be cut by ROI without
+  the subject's files);
 * ``trials.tsv``: the trial table, row ``i`` describing betas row ``i``
   (sessions in order, with ``session_trial``);
 * group attributes: subject, sessions and their row offsets, the voxel
@@ -237,16 +241,45 @@ def _trial_table(trials: list[pd.DataFrame]) -> pd.DataFrame:
     return out
 
 
-def _roi_positions(sub: Subject, columns: np.ndarray, mask_source: str | None) -> dict[str, np.ndarray]:
-    """Positions among the exported ``columns`` of each ROI on disk (non-empty ones)."""
+def _roi_members(sub: Subject, columns: np.ndarray, mask_source: str | None) -> dict[str, np.ndarray]:
+    """For each ROI on disk with voxels among ``columns``: a bool over ``columns``."""
     kwargs = mask_source_kwargs(sub.get_roi_mask, mask_source)
     out = {}
     for name in sub.get_available_rois():
-        cols = np.flatnonzero(sub.get_roi_mask(name, **kwargs))
-        pos = np.flatnonzero(np.isin(columns, cols))
-        if pos.size:
-            out[name] = pos.astype(np.int64)
+        member = sub.get_roi_mask(name, **kwargs)[columns]
+        if member.any():
+            out[name] = member
     return out
+
+
+def roi_major_order(columns: np.ndarray, members: dict[str, np.ndarray]) -> np.ndarray:
+    """Permutation putting each ROI's columns together (ROIs in name order, then the rest).
+
+    A voxel in several ROIs goes with the first of them by name; within a
+    group the brain-voxel order is kept.
+
+    Parameters
+    ----------
+    columns : numpy.ndarray
+        Brain-voxel index of each column (sorted).
+    members : dict
+        ``{roi: bool over columns}``.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 indices into ``columns``.
+
+    Examples
+    --------
+    >>> roi_major_order(np.arange(5), {"B": np.array([1, 0, 0, 1, 0], bool),
+    ...                                "A": np.array([0, 0, 1, 0, 0], bool)}).tolist()
+    [2, 0, 3, 1, 4]
+    """
+    group = np.full(columns.size, len(members), dtype=np.int64)
+    for i, name in enumerate(sorted(members)):
+        group[(group == len(members)) & members[name]] = i
+    return np.lexsort((columns, group)).astype(np.int64)
 
 
 def export_zarr(
@@ -333,9 +366,14 @@ def export_zarr(
             compressors=BloscCodec(cname=codec, clevel=3 if codec == "zstd" else 5,
                                    shuffle=BloscShuffle.shuffle),
         )
-        group.create_array("voxel_index", data=plan.columns)
-        for name, pos in _roi_positions(sub, plan.columns, mask_source).items():
-            group.create_array(f"rois/{name}", data=pos)
+        members = _roi_members(sub, plan.columns, mask_source)
+        order = roi_major_order(plan.columns, members)
+        columns = plan.columns[order]  # brain voxel of each exported column
+        position = np.empty_like(order)
+        position[order] = np.arange(order.size)  # exported column of each plan column
+        group.create_array("voxel_index", data=columns)
+        for name, member in members.items():
+            group.create_array(f"rois/{name}", data=position[np.flatnonzero(member)])
         # Pass 1: every session decoded once (fills the cache), one session in memory.
         for s in sessions:
             sub.get_betas(session=s, **betas_kwargs)
@@ -343,17 +381,21 @@ def export_zarr(
         # Pass 2: column blocks of all sessions; each chunk is written once.
         offsets = plan.offsets
         for start, stop in column_passes(plan.columns.size, plan.chunk, plan.n_trials, memory_limit):
+            wanted = columns[start:stop]
             sel = np.zeros(n_brain, dtype=bool)
-            sel[plan.columns[start:stop]] = True
+            sel[wanted] = True
+            # get_betas returns brain order; put each column where the export wants it.
+            to_export = np.argsort(wanted, kind="stable")
             block = np.empty((plan.n_trials, stop - start), dtype=np.float32)
             for s, first, n in zip(sessions, offsets, plan.rows, strict=True):
-                block[first : first + n] = sub.get_betas(session=s, mask=sel, **betas_kwargs)
+                block[first : first + n, to_export] = sub.get_betas(session=s, mask=sel, **betas_kwargs)
             betas[:, start:stop] = block
             del block
             note(f"columns {start}-{stop} of {plan.columns.size} written")
         _trial_table(trials).to_csv(partial / "trials.tsv", sep="\t")
         group.attrs.update({
             "laion_fmri_export": FORMAT_VERSION,
+            "column_order": "roi-major",
             "subject": plan.subject,
             "sessions": sessions,
             "session_rows": plan.rows,
@@ -405,7 +447,7 @@ class ZarrExport:
         return sorted(group["rois"].array_keys()) if "rois" in group else []
 
     def roi_columns(self, roi: str | Sequence[str]) -> np.ndarray:
-        """Sorted column positions of an ROI (or the union of a list of ROIs).
+        """Column positions of an ROI (or the union of a list of ROIs), in brain-voxel order.
 
         Parameters
         ----------
@@ -431,11 +473,13 @@ class ZarrExport:
                 f"ROI {', '.join(missing)} is not stored in {self.path}; "
                 f"stored: {', '.join(stored) or 'none'}."
             )
-        parts = [np.asarray(group[f"rois/{n}"][:]) for n in names]
-        return np.unique(np.concatenate(parts)).astype(np.int64)
+        pos = np.unique(np.concatenate([np.asarray(group[f"rois/{n}"][:]) for n in names]))
+        return pos[np.argsort(self.voxel_index[pos], kind="stable")].astype(np.int64)
 
     def read(self, roi: str | Sequence[str] | None = None) -> np.ndarray:
-        """All trials of the whole export or of one ROI, ``(n_trials, n_selected)`` float32.
+        """All trials of the whole export or of ROIs, columns in brain-voxel order.
+
+        The result equals ``np.concatenate([sub.get_betas(s, roi=roi) for s in sessions])``.
 
         Parameters
         ----------
@@ -445,11 +489,19 @@ class ZarrExport:
         Returns
         -------
         numpy.ndarray
-            C-contiguous float32.
+            ``(n_trials, n_selected)`` C-contiguous float32.
         """
         if roi is None:
-            return np.ascontiguousarray(self.betas[:])
-        return self.read_columns(self.roi_columns(roi))
+            pos = np.argsort(self.voxel_index, kind="stable").astype(np.int64)
+        else:
+            pos = self.roi_columns(roi)
+        ascending = np.argsort(pos, kind="stable")
+        data = self.read_columns(pos[ascending])
+        if np.array_equal(ascending, np.arange(ascending.size)):
+            return data
+        out = np.empty_like(data)
+        out[:, ascending] = data
+        return out
 
     def read_columns(self, columns: np.ndarray) -> np.ndarray:
         """All trials of the given columns, reading each touched chunk once.
@@ -556,4 +608,5 @@ __all__ = [
     "export_zarr",
     "mask_source_kwargs",
     "open_export",
+    "roi_major_order",
 ]
