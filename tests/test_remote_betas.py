@@ -179,3 +179,13 @@ def test_mask_index_is_stored_and_reused(shared_downloaded: Path, tmp_path: Path
     nib.save(nib.Nifti1Image((np.asarray(data) != 0)[::-1].astype(np.uint8), affine), str(other))
     third = rb.mask_index(other, tmp_path / "idx")
     assert third.fingerprint != first.fingerprint and len(list((tmp_path / "idx").iterdir())) == 2
+
+
+def test_local_folder_source_streams_too(sample_root: Path, shared_downloaded: Path) -> None:
+    from laion_fmri.remote import LocalStore
+
+    sub = Subject(SUB, shared_downloaded)
+    key = layout.betas_key(SUB, "ses-02")
+    res = rb.stream_betas(LocalStore(sample_root), key, _offsets(sample_root), range_bytes=50_000)
+    np.testing.assert_array_equal(res.betas, sub.get_betas(session="ses-02"))
+    assert res.verified == "size"  # a local folder has no ETag: size and gzip CRC32 only

@@ -68,15 +68,36 @@ COMMON_PART_SIZES = (8 * MiB, 16 * MiB, 5 * MiB, 64 * MiB)
 
 
 # --------------------------------------------------------------------------- ranged reads
-def _read_range(store: Store, key: str, start: int, end: int, etag: str | None = None) -> bytearray:
-    """Bytes ``[start, end)`` of ``key``, guarded by ``If-Match`` when ``etag`` is given.
+def _read_range(store: Store, key: str, start: int, end: int, etag: str | None = None) -> Any:
+    """Bytes ``[start, end)`` of ``key`` (a bytes-like object), ``If-Match``-guarded when ``etag`` is given.
 
-    The one place that issues a ranged read: today an open-ended
-    ``Store.open(key, start)`` cut at ``end`` (the connection is dropped
-    after the range); a store with a native bounded range read replaces the
-    body of this function.
+    The one place that issues a ranged read. An S3 store gets a bounded
+    ``Range: bytes=start-(end-1)`` request through its obstore client (the
+    connection is reused; an open-ended range cut short would make the
+    server send on and drop the connection, measured 3x slower on loopback);
+    any other store an open-ended ``Store.open(key, start)`` cut at ``end``.
+    A store with a native bounded range read replaces both.
     """
     want = end - start
+    client = getattr(store, "_store", None)  # S3Store's obstore client
+    if client is not None:
+        import obstore
+
+        from laion_fmri.remote import _map_error
+
+        options: dict[str, Any] = {"range": (start, end)}
+        if etag:
+            options["if_match"] = f'"{etag}"'
+        try:
+            data = obstore.get(client, key, options=options).bytes()
+        except Exception as exc:
+            raise _map_error(exc, key, store.url) from exc
+        if len(data) != want:
+            raise IntegrityError(
+                f"{key!r}: the source sent {len(data)} bytes for the range {start}-{end - 1} "
+                f"({want} expected); the object is shorter than listed."
+            )
+        return data
     out = bytearray(want)
     filled = 0
     with store.open(key, start=start, if_match=etag) as dl:
@@ -167,7 +188,7 @@ class RangeReader:
     def __init__(
         self, store: Store, info: ObjectInfo, range_bytes: int = DEFAULT_RANGE_BYTES,
         in_flight: int = DEFAULT_IN_FLIGHT,
-        read_range: Callable[[Store, str, int, int, str | None], bytes | bytearray] | None = None,
+        read_range: Callable[[Store, str, int, int, str | None], Any] | None = None,
     ) -> None:
         self.store = store
         self.info = info
@@ -175,8 +196,8 @@ class RangeReader:
         self.in_flight = max(1, int(in_flight))
         self._read = read_range or _read_range
 
-    def __iter__(self) -> Iterator[bytes | bytearray]:
-        pending: deque[Future[bytes | bytearray]] = deque()
+    def __iter__(self) -> Iterator[Any]:
+        pending: deque[Future[Any]] = deque()
         todo = iter(self.ranges)
         with ThreadPoolExecutor(self.in_flight, thread_name_prefix="laion-fmri-range") as pool:
             try:
@@ -973,7 +994,7 @@ def remote_trial_count(store: Store, subject: str, session: str) -> int:
     """
     key = layout.trials_key(subject, session)
     info = store.head(key)
-    text = _read_range(store, key, 0, info.size, info.etag).decode("utf-8")
+    text = bytes(_read_range(store, key, 0, info.size, info.etag)).decode("utf-8")
     lines = [line for line in text.splitlines()[1:] if line.strip()]
     return len(lines)
 
