@@ -72,7 +72,9 @@ def _dir_bytes(path: Path) -> int:
 
 
 # ----------------------------------------------------------------------------- variants
-def variant(name: str, sessions: list[str], data: Path, in_flight: int) -> dict[str, object]:
+def variant(
+    name: str, sessions: list[str], data: Path, in_flight: int, range_bytes: int
+) -> dict[str, object]:
     """Run one measurement in this (fresh) process; the source comes from the environment."""
     from laion_fmri import _remote_betas as rb
     from laion_fmri import layout, nifti
@@ -87,7 +89,7 @@ def variant(name: str, sessions: list[str], data: Path, in_flight: int) -> dict[
     if name == "fetch_alone":
         for key in keys:
             info = store.head(key)
-            out_bytes += sum(len(b) for b in rb.RangeReader(store, info, in_flight=in_flight))
+            out_bytes += sum(len(b) for b in rb.RangeReader(store, info, range_bytes, in_flight))
     elif name == "decode_alone":
         for key in keys:
             out_bytes += nifti.read_masked(data / layout.local_relpath(key), mask.offsets).nbytes
@@ -110,13 +112,14 @@ def variant(name: str, sessions: list[str], data: Path, in_flight: int) -> dict[
     elif name == "stream":
         jobs = [(key, mask.offsets) for key in keys]
         methods = []
-        for res in rb.stream_sessions(store, jobs, in_flight=in_flight):
+        for res in rb.stream_sessions(store, jobs, in_flight=in_flight, range_bytes=range_bytes):
             out_bytes += res.betas.nbytes
             methods.append(res.verified)
         extra["verified"] = methods
     elif name == "serial_stream":
         for key in keys:
-            out_bytes += rb.stream_betas(store, key, mask.offsets, in_flight=in_flight).betas.nbytes
+            out_bytes += rb.stream_betas(store, key, mask.offsets, in_flight=in_flight,
+                                         range_bytes=range_bytes).betas.nbytes
     elif name == "cluster_stream":
         from distributed import Client, LocalCluster
 
@@ -140,12 +143,13 @@ def variant(name: str, sessions: list[str], data: Path, in_flight: int) -> dict[
 
 
 def _run(name: str, sessions: list[str], data: Path, env: dict[str, str], repeats: int,
-         in_flight: int) -> dict[str, object]:
+         in_flight: int, range_mb: int) -> dict[str, object]:
     runs = []
     for _ in range(repeats):
         proc = subprocess.run(
             [sys.executable, __file__, "--variant", name, "--data", str(data),
-             "--in-flight", str(in_flight), "--session-list", ",".join(sessions)],
+             "--in-flight", str(in_flight), "--range-mb", str(range_mb),
+             "--session-list", ",".join(sessions)],
             capture_output=True, text=True, check=False, env=env,
         )
         if proc.returncode != 0:
@@ -202,7 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-trials", type=int, default=256)
     parser.add_argument("--sessions", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--in-flight", type=int, default=4)
+    parser.add_argument("--in-flight", type=int, default=4,
+                        help="ranged requests in flight per session behind the WAN proxy")
+    parser.add_argument("--in-flight-loopback", type=int, default=2,
+                        help="the same on loopback (moto copies the whole object for every "
+                             "ranged GET, so fewer requests at once are faster there)")
+    parser.add_argument("--range-mb", type=int, default=16, help="MiB per ranged request")
     parser.add_argument("--skip-wan", action="store_true")
     parser.add_argument("--skip-cluster", action="store_true",
                         help="skip the 2-worker dask LocalCluster vs serial comparison")
@@ -213,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.variant:
         print(json.dumps(variant(args.variant, args.session_list.split(","), Path(args.data),
-                                 args.in_flight)))
+                                 args.in_flight, args.range_mb << 20)))
         return 0
 
     work = Path(args.workdir)
@@ -242,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             links["wan"] = f"http://127.0.0.1:{proxy_port}"
         results: dict[str, dict[str, object]] = {}
         for link, url in links.items():
+            in_flight = args.in_flight_loopback if link == "loopback" else args.in_flight
             env = {**os.environ, "LAION_FMRI_SOURCE": f"s3://{BUCKET}", "LAION_FMRI_ENDPOINT_URL": url,
                    "LAION_FMRI_ACCEPT_LICENSE": "1", "TTB_SCRATCH": str(scratch),
                    "XDG_CONFIG_HOME": str(scratch / "xdg")}
@@ -251,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                 block = {}
                 for name in ("fetch_alone", "download_alone", "decode_alone", "download_then_load",
                              "stream"):
-                    block[name] = _run(name, subset, data, env, args.repeats, args.in_flight)
+                    block[name] = _run(name, subset, data, env, args.repeats, in_flight, args.range_mb)
                 floor = max(block["fetch_alone"]["seconds"], block["decode_alone"]["seconds"])
                 block["summary"] = {
                     "stream_over_max_fetch_decode": block["stream"]["seconds"] / floor,
@@ -260,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
                     "download_then_load_over_stream":
                         block["download_then_load"]["seconds"] / block["stream"]["seconds"],
                     "target": TARGET_RATIO,
+                    "in_flight": in_flight,
+                    "range_mib": args.range_mb,
                     "extra_disk_stream_bytes": 0,
                     "masked_output_bytes": int(block["stream"]["output_mb"] * 2**20),
                 }
@@ -268,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                 results[label] = block
             if link == "loopback" and len(sessions) > 1 and not args.skip_cluster:
                 print(f"  {link}_cluster_{len(sessions)}ses", flush=True)
-                block = {name: _run(name, sessions, data, env, 1, args.in_flight)
+                block = {name: _run(name, sessions, data, env, 1, in_flight, args.range_mb)
                          for name in ("serial_stream", "cluster_stream")}
                 block["summary"] = {"serial_over_cluster":
                                     block["serial_stream"]["seconds"] / block["cluster_stream"]["seconds"]}
@@ -286,8 +298,12 @@ def main(argv: list[str] | None = None) -> int:
         "method": "each variant in a fresh process (fastest of --repeats; peak RSS = max VmHWM); "
                   "moto S3 server in its own process; WAN = wan_proxy.py 60 MB/s per connection, "
                   "30 ms first byte, 300 MB/s link; stream = ranged reads "
-                  f"({args.in_flight} in flight, 8 MiB) into the zlib-ng decoder with MD5 on a "
-                  "second thread; the mask index is derived before timing in every variant",
+                  f"(--range-mb {args.range_mb} MiB after a ramp from 1/8 of it; "
+                  f"{args.in_flight_loopback} in flight on loopback, {args.in_flight} on the WAN) "
+                  "into the zlib-ng decoder with MD5 on a second thread, 2 sessions at once; "
+                  "the mask index is derived before timing in every variant. moto copies the "
+                  "whole object for every ranged GET (CPU on this machine), which fetch_alone "
+                  "pays too",
         "dataset": {"sessions": args.sessions, "n_trials": args.n_trials, "grid": [143, 143, 143],
                     "gzip_bytes_per_session": gz},
         "results": results,
