@@ -58,7 +58,7 @@ from laion_fmri.remote import ObjectInfo, Store, open_store
 MiB = 1 << 20
 #: Bytes per ranged request; large enough that the first-byte latency is small
 #: against the transfer, small enough that ``in_flight`` of them stay cheap.
-DEFAULT_RANGE_BYTES = 8 * MiB
+DEFAULT_RANGE_BYTES = 16 * MiB
 #: Ranged requests in flight per object (one connection each).
 DEFAULT_IN_FLIGHT = 4
 #: Sessions streamed at once by :func:`stream_sessions`.
