@@ -129,7 +129,8 @@ def variant(
                           dashboard_address=None) as cluster, Client(cluster) as client:
             t0 = time.perf_counter()  # cluster start-up is not part of the load
             arr = rb.lazy_remote_betas(get_source(), [(SUB, s) for s in sessions], None,
-                                       int(mask.c_index.size))
+                                       int(mask.c_index.size), in_flight=in_flight,
+                                       range_bytes=range_bytes)
             out_bytes = arr.compute().nbytes
             seconds = time.perf_counter() - t0
             client.shutdown()

@@ -1002,6 +1002,7 @@ def remote_trial_count(store: Store, subject: str, session: str) -> int:
 def lazy_remote_betas(
     source: Source, subjects_sessions: Sequence[tuple[str, str]], columns: np.ndarray | None,
     n_columns: int, *, rows: Sequence[int] | None = None, store: Store | None = None,
+    **stream_kwargs: Any,
 ) -> Any:
     """A dask array stacking sessions streamed on the workers (one chunk per session).
 
@@ -1024,6 +1025,8 @@ def lazy_remote_betas(
         on the source (small files).
     store : Store, optional
         Used on the client to read trial counts (default: ``open_store(source)``).
+    **stream_kwargs
+        Passed to :func:`stream_betas` on the workers (``range_bytes``, ``in_flight``).
 
     Returns
     -------
@@ -1050,7 +1053,7 @@ def lazy_remote_betas(
     for (subject, session), n_rows in zip(subjects_sessions, rows, strict=True):
         spec = dask.delayed(_spec, pure=True)(source, subject, session, shared_cols)
         task = dask.delayed(session_block, pure=True)(
-            spec, dask_key_name=f"laion-fmri-remote-{subject}-{session}-{token}")
+            spec, **stream_kwargs, dask_key_name=f"laion-fmri-remote-{subject}-{session}-{token}")
         parts.append(da.from_delayed(task, shape=(n_rows, n_columns), dtype=np.float32))
     return da.concatenate(parts, axis=0)
 
