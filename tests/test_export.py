@@ -55,8 +55,9 @@ def test_whole_brain_export_matches_get_betas(downloaded: Path, tmp_path: Path) 
     # Scattered columns across several chunk runs read like numpy fancy indexing.
     picks = np.array([0, 1, 5, expected.shape[1] // 2, expected.shape[1] - 1])
     np.testing.assert_array_equal(ex.read_columns(picks), expected[:, ex.voxel_index[picks]])
+    np.testing.assert_array_equal(ex.read_columns(picks[::-1]), expected[:, ex.voxel_index[picks[::-1]]])
     with pytest.raises(IndexError):
-        ex.read_columns(np.array([3, 1]))
+        ex.read_columns(np.array([3, expected.shape[1]]))
     trials = ex.trials()
     assert len(trials) == expected.shape[0]
     ref = pd.concat([sub.get_trial_info(s) for s in sessions], ignore_index=True)
