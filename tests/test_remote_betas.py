@@ -189,3 +189,28 @@ def test_local_folder_source_streams_too(sample_root: Path, shared_downloaded: P
     res = rb.stream_betas(LocalStore(sample_root), key, _offsets(sample_root), range_bytes=50_000)
     np.testing.assert_array_equal(res.betas, sub.get_betas(session="ses-02"))
     assert res.verified == "size"  # a local folder has no ETag: size and gzip CRC32 only
+
+
+def test_read_ahead_runs_without_the_consumer_and_stays_bounded() -> None:
+    import threading
+    import time
+
+    calls: list[int] = []
+    lock = threading.Lock()
+
+    def fake_read(store, key, start, end, etag=None):  # type: ignore[no-untyped-def]
+        with lock:
+            calls.append(start)
+        return bytes(end - start)
+
+    info = ObjectInfo("k", 100, None, None)
+    reader = rb.RangeReader(None, info, range_bytes=10, in_flight=2, read_range=fake_read, ahead=4)  # type: ignore[arg-type]
+    reader.ranges = rb.plan_ranges(100, 10, first_bytes=10)
+    chunks = iter(reader)
+    assert len(next(chunks)) == 10
+    time.sleep(0.3)  # the consumer is busy: requests go on, up to `ahead` unconsumed ranges
+    assert len(calls) == 5  # the consumed one + 4 ahead, not all 10
+    chunks.close()  # stops the feeder; nothing hangs, nothing more is requested
+    time.sleep(0.1)
+    assert len(calls) == 5
+    assert b"".join(rb.RangeReader(None, info, 7, 3, read_range=fake_read)) == bytes(100)  # type: ignore[arg-type]

@@ -164,8 +164,11 @@ def plan_ranges(
 class RangeReader:
     """Fetch an object's ranges concurrently and yield them in order.
 
-    At most ``in_flight`` ranges are requested or buffered ahead of the
-    consumer, so memory is bounded by ``in_flight * range_bytes``.
+    ``in_flight`` requests run at once, and new ones start as soon as a
+    request finishes, independently of how fast the consumer takes ranges,
+    until ``ahead`` ranges are fetched or fetching but not yet consumed:
+    memory is bounded by ``ahead * range_bytes`` and the network never waits
+    for the decoder to finish a range before asking for the next one.
 
     Parameters
     ----------
@@ -179,6 +182,8 @@ class RangeReader:
         Requests at once.
     read_range : callable, optional
         ``(store, key, start, end, etag) -> bytes``; defaults to the module's one seam.
+    ahead : int, optional
+        Ranges fetched ahead of the consumer (default ``in_flight + 2``).
 
     Examples
     --------
@@ -189,28 +194,51 @@ class RangeReader:
         self, store: Store, info: ObjectInfo, range_bytes: int = DEFAULT_RANGE_BYTES,
         in_flight: int = DEFAULT_IN_FLIGHT,
         read_range: Callable[[Store, str, int, int, str | None], Any] | None = None,
+        ahead: int | None = None,
     ) -> None:
         self.store = store
         self.info = info
         self.ranges = plan_ranges(info.size, range_bytes)
         self.in_flight = max(1, int(in_flight))
+        self.ahead = max(self.in_flight, int(ahead) if ahead is not None else self.in_flight + 2)
         self._read = read_range or _read_range
 
     def __iter__(self) -> Iterator[Any]:
-        pending: deque[Future[Any]] = deque()
-        todo = iter(self.ranges)
-        with ThreadPoolExecutor(self.in_flight, thread_name_prefix="laion-fmri-range") as pool:
+        slots = threading.Semaphore(self.ahead)
+        ready: queue.Queue[Future[Any] | None] = queue.Queue()
+        stop = threading.Event()
+        pool = ThreadPoolExecutor(self.in_flight, thread_name_prefix="laion-fmri-range")
+
+        def feed() -> None:
             try:
-                for start, end in todo:
-                    pending.append(pool.submit(
+                for start, end in self.ranges:
+                    slots.acquire()
+                    if stop.is_set():
+                        break
+                    ready.put(pool.submit(
                         self._read, self.store, self.info.key, start, end, self.info.etag))
-                    if len(pending) >= self.in_flight:
-                        yield pending.popleft().result()
-                while pending:
-                    yield pending.popleft().result()
             finally:
-                for fut in pending:
-                    fut.cancel()
+                ready.put(None)
+
+        feeder = threading.Thread(target=feed, name="laion-fmri-range-feed", daemon=True)
+        feeder.start()
+        try:
+            while (fut := ready.get()) is not None:
+                data = fut.result()
+                slots.release()
+                yield data
+        finally:
+            stop.set()
+            slots.release()  # wakes a feeder waiting for a slot
+            feeder.join()
+            while True:
+                try:
+                    left = ready.get_nowait()
+                except queue.Empty:
+                    break
+                if left is not None:
+                    left.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 class RangeStream(io.RawIOBase):
