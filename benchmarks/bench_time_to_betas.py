@@ -87,9 +87,18 @@ def variant(
     out_bytes = 0
     t0 = time.perf_counter()
     if name == "fetch_alone":
-        for key in keys:
+        from concurrent.futures import ThreadPoolExecutor
+
+        # Same concurrency as `stream`: sessions two at a time, requests split between them.
+        n = min(rb.DEFAULT_SESSIONS_IN_FLIGHT, len(keys))
+        per_session = max(1, -(-in_flight // n))
+
+        def fetch(key: str) -> int:
             info = store.head(key)
-            out_bytes += sum(len(b) for b in rb.RangeReader(store, info, range_bytes, in_flight))
+            return sum(len(b) for b in rb.RangeReader(store, info, range_bytes, per_session))
+
+        with ThreadPoolExecutor(n) as pool:
+            out_bytes = sum(pool.map(fetch, keys))
     elif name == "decode_alone":
         for key in keys:
             out_bytes += nifti.read_masked(data / layout.local_relpath(key), mask.offsets).nbytes

@@ -654,6 +654,7 @@ def stream_sessions(
     jobs: Sequence[tuple[str, np.ndarray | None]],
     *,
     sessions_in_flight: int = DEFAULT_SESSIONS_IN_FLIGHT,
+    in_flight: int = DEFAULT_IN_FLIGHT,
     **kwargs: Any,
 ) -> Iterator[StreamedBetas]:
     """Stream several objects, ``sessions_in_flight`` at once, yielding results in ``jobs`` order.
@@ -666,8 +667,11 @@ def stream_sessions(
         One per session.
     sessions_in_flight : int
         Sessions decoded concurrently (each with its own ranged reads).
+    in_flight : int
+        Ranged requests at once over all sessions (split between the
+        concurrent ones, so connections and read-ahead memory stay bounded).
     **kwargs
-        Passed to :func:`stream_betas` (``range_bytes``, ``in_flight``, ``on_verified`` ...).
+        Passed to :func:`stream_betas` (``range_bytes``, ``on_verified`` ...).
 
     Yields
     ------
@@ -679,12 +683,14 @@ def stream_sessions(
     >>> keys = [layout.betas_key("sub-03", s) for s in ("ses-01", "ses-02")]  # doctest: +SKIP
     >>> [r.betas.shape for r in stream_sessions(store, [(k, offsets) for k in keys])]  # doctest: +SKIP
     """
-    n = max(1, int(sessions_in_flight))
+    n = max(1, min(int(sessions_in_flight), len(jobs)))
+    per_session = max(1, -(-int(in_flight) // n))
     with ThreadPoolExecutor(n, thread_name_prefix="laion-fmri-session") as pool:
         pending: deque[Future[StreamedBetas]] = deque()
         try:
             for key, offsets in jobs:
-                pending.append(pool.submit(stream_betas, store, key, offsets, **kwargs))
+                pending.append(pool.submit(
+                    stream_betas, store, key, offsets, in_flight=per_session, **kwargs))
                 if len(pending) >= n:
                     yield pending.popleft().result()
             while pending:
