@@ -90,3 +90,12 @@ def test_graph_stays_small() -> None:
     # Two selections of the same sessions never share a key.
     other = rb.lazy_remote_betas(source, [("sub-01", "ses-01")], cols[:10], 10, rows=[1050])
     assert not set(dict(other.__dask_graph__())) & set(dict(arrays[0].__dask_graph__()))
+
+
+def test_group_creation_survives_racing_writers(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = str(tmp_path / "race.zarr")
+    with ThreadPoolExecutor(8) as pool:
+        groups = list(pool.map(lambda _: rb._require_group(url, SUB), range(16)))
+    assert {g.path for g in groups} == {SUB}

@@ -992,12 +992,10 @@ def session_to_zarr(spec: BlockSpec, url: str, chunk_voxels: int = 1024, **kwarg
     >>> session_to_zarr(BlockSpec(get_source(), "sub-03", "ses-01"), "/shared/out.zarr")  # doctest: +SKIP
     (1044, 61234)
     """
-    import zarr
     from zarr.codecs import BloscCodec, BloscShuffle
 
     block = session_block(spec, **kwargs)
-    group = zarr.open_group(url, mode="a", zarr_format=3)
-    sub = group.require_group(spec.subject)
+    sub = _require_group(url, spec.subject)
     arr = sub.create_array(
         spec.session, shape=block.shape, dtype="float32", overwrite=True,
         chunks=(max(1, block.shape[0]), max(1, min(chunk_voxels, block.shape[1]))),
@@ -1007,6 +1005,19 @@ def session_to_zarr(spec: BlockSpec, url: str, chunk_voxels: int = 1024, **kwarg
     if spec.columns is not None:
         arr.attrs["columns"] = np.asarray(spec.columns).tolist()
     return tuple(int(s) for s in block.shape)  # type: ignore[return-value]
+
+
+def _require_group(url: str, name: str) -> Any:
+    """Open (creating when missing) the group ``name`` under ``url``; safe when workers race."""
+    import zarr
+    from zarr.errors import ContainsGroupError
+
+    for _ in range(10):
+        try:
+            return zarr.open_group(url, mode="a", zarr_format=3).require_group(name)
+        except ContainsGroupError:  # another worker created it a moment ago: open it now
+            time.sleep(0.01)
+    return zarr.open_group(url, mode="r+")[name]
 
 
 def remote_trial_count(store: Store, subject: str, session: str) -> int:
