@@ -78,11 +78,13 @@ def variant(
     """Run one measurement in this (fresh) process; the source comes from the environment."""
     from laion_fmri import _remote_betas as rb
     from laion_fmri import layout, nifti
+    from laion_fmri._distributed_betas import lazy_remote_betas
+    from laion_fmri._mask_index import derive_mask_index
     from laion_fmri.remote import open_store
 
     store = open_store()
     keys = [layout.betas_key(SUB, s) for s in sessions]
-    mask = rb.derive_mask_index(data / layout.local_relpath(layout.r2mean_key(SUB)))
+    mask = derive_mask_index(data / layout.local_relpath(layout.r2mean_key(SUB)))
     extra: dict[str, object] = {}
     out_bytes = 0
     t0 = time.perf_counter()
@@ -137,7 +139,7 @@ def variant(
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                           dashboard_address=None) as cluster, Client(cluster) as client:
             t0 = time.perf_counter()  # cluster start-up is not part of the load
-            arr = rb.lazy_remote_betas(get_source(), [(SUB, s) for s in sessions], None,
+            arr = lazy_remote_betas(get_source(), [(SUB, s) for s in sessions], None,
                                        int(mask.c_index.size), in_flight=in_flight,
                                        range_bytes=range_bytes)
             out_bytes = arr.compute().nbytes
@@ -193,7 +195,7 @@ def _graph_sizes() -> dict[str, int]:
 
     import numpy as np
 
-    from laion_fmri import _remote_betas as rb
+    from laion_fmri._distributed_betas import lazy_remote_betas
     from laion_fmri.config import parse_source
 
     source = parse_source(f"s3://{BUCKET}")
@@ -202,7 +204,7 @@ def _graph_sizes() -> dict[str, int]:
         graph: dict[object, object] = {}
         for i in (1, 3, 5, 6, 7):
             sel = None if cols is None else np.sort(np.random.default_rng(i).choice(65000, 5000, False))
-            arr = rb.lazy_remote_betas(source, [(f"sub-{i:02d}", f"ses-{j:02d}") for j in range(1, 31)],
+            arr = lazy_remote_betas(source, [(f"sub-{i:02d}", f"ses-{j:02d}") for j in range(1, 31)],
                                        sel, 65000 if sel is None else 5000, rows=[1050] * 30)
             graph.update(dict(arr.__dask_graph__()))
         out[label] = len(pickle.dumps(graph))

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from laion_fmri import _mask_index as mi
 from laion_fmri import _remote_betas as rb
 from laion_fmri import layout, nifti
 from laion_fmri.errors import CorruptFileError, IntegrityError
@@ -29,7 +30,7 @@ def _public_sessions(sub: Subject) -> list[str]:
 
 
 def _offsets(root: Path) -> np.ndarray:
-    return rb.derive_mask_index(root / layout.local_relpath(layout.r2mean_key(SUB))).offsets
+    return mi.derive_mask_index(root / layout.local_relpath(layout.r2mean_key(SUB))).offsets
 
 
 def test_stream_equals_local_load(store, sample_root: Path, shared_downloaded: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -155,7 +156,7 @@ def test_part_size_inference_and_verifier() -> None:
 def test_mask_index_is_stored_and_reused(shared_downloaded: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     sub = Subject(SUB, shared_downloaded)
     mask_path = shared_downloaded / layout.local_relpath(layout.r2mean_key(SUB))
-    first = rb.mask_index(mask_path, tmp_path / "idx")
+    first = mi.mask_index(mask_path, tmp_path / "idx")
     np.testing.assert_array_equal(first.flat, sub.get_brain_mask())
     np.testing.assert_array_equal(first.c_index, np.flatnonzero(sub.get_brain_mask()))
     stored = list((tmp_path / "idx").iterdir())
@@ -165,8 +166,8 @@ def test_mask_index_is_stored_and_reused(shared_downloaded: Path, tmp_path: Path
     def no_decode(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError("the stored index should be used")
 
-    monkeypatch.setattr(rb, "derive_mask_index", no_decode)
-    again = rb.mask_index(mask_path, tmp_path / "idx")
+    monkeypatch.setattr(mi, "derive_mask_index", no_decode)
+    again = mi.mask_index(mask_path, tmp_path / "idx")
     np.testing.assert_array_equal(again.offsets, first.offsets)
     np.testing.assert_array_equal(again.affine, sub.affine)
     assert again.digest == first.digest and again.grid_shape == sub.grid_shape
@@ -177,7 +178,7 @@ def test_mask_index_is_stored_and_reused(shared_downloaded: Path, tmp_path: Path
     import nibabel as nib
 
     nib.save(nib.Nifti1Image((np.asarray(data) != 0)[::-1].astype(np.uint8), affine), str(other))
-    third = rb.mask_index(other, tmp_path / "idx")
+    third = mi.mask_index(other, tmp_path / "idx")
     assert third.fingerprint != first.fingerprint and len(list((tmp_path / "idx").iterdir())) == 2
 
 

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("distributed")
 pytest.importorskip("zarr")
 
-from laion_fmri import _remote_betas as rb
+from laion_fmri import _distributed_betas as db
 from laion_fmri import layout
 from laion_fmri.config import parse_source
 from laion_fmri.subject import Subject
@@ -31,7 +31,7 @@ def _worker_setup(folder: str) -> str:
 
 
 def _masks_read() -> int:
-    return len(rb._WORKER_MASKS)
+    return len(db._WORKER_MASKS)
 
 
 def test_local_cluster_streams_without_shared_data_dir(  # type: ignore[no-untyped-def]
@@ -54,7 +54,7 @@ def test_local_cluster_streams_without_shared_data_dir(  # type: ignore[no-untyp
         assert os.getcwd() not in cwds.values()
         assert all(v is None for v in client.run(os.environ.get, "LAION_FMRI_DATA_DIR").values())
 
-        arr = rb.lazy_remote_betas(source, [(SUB, s) for s in sessions], cols, int(cols.size))
+        arr = db.lazy_remote_betas(source, [(SUB, s) for s in sessions], cols, int(cols.size))
         assert arr.chunks[0] == tuple(len(sub.get_trial_info(s)) for s in sessions)
         np.testing.assert_array_equal(arr.compute(), expected)
         # The brain mask and betas were read on the workers, not in this process.
@@ -62,8 +62,8 @@ def test_local_cluster_streams_without_shared_data_dir(  # type: ignore[no-untyp
 
         # to_zarr: the workers write the blocks; only shapes come back.
         out = str(tmp_path / "out.zarr")
-        specs = [rb.BlockSpec(source, SUB, s, cols) for s in sessions]
-        shapes = client.gather(client.map(rb.session_to_zarr, specs, url=out, chunk_voxels=64))
+        specs = [db.BlockSpec(source, SUB, s, cols) for s in sessions]
+        shapes = client.gather(client.map(db.session_to_zarr, specs, url=out, chunk_voxels=64))
     assert shapes == [tuple(sub.get_betas(session=s, roi="face").shape) for s in sessions]
     group = zarr.open_group(out, mode="r")
     for s in sessions:
@@ -77,7 +77,7 @@ def test_graph_stays_small() -> None:
     source = parse_source("s3://laion-fmri")
     cols = np.arange(5000, dtype=np.int64)
     arrays = [
-        rb.lazy_remote_betas(source, [(f"sub-{i:02d}", f"ses-{j:02d}") for j in range(1, 31)], cols,
+        db.lazy_remote_betas(source, [(f"sub-{i:02d}", f"ses-{j:02d}") for j in range(1, 31)], cols,
                              int(cols.size), rows=[1050] * 30)
         for i in (1, 3, 5, 6, 7)
     ]
@@ -88,7 +88,7 @@ def test_graph_stays_small() -> None:
     # 150 tasks and one shared 40 kB column array, not 150 copies of it.
     assert size < 400_000, size
     # Two selections of the same sessions never share a key.
-    other = rb.lazy_remote_betas(source, [("sub-01", "ses-01")], cols[:10], 10, rows=[1050])
+    other = db.lazy_remote_betas(source, [("sub-01", "ses-01")], cols[:10], 10, rows=[1050])
     assert not set(dict(other.__dask_graph__())) & set(dict(arrays[0].__dask_graph__()))
 
 
@@ -97,5 +97,5 @@ def test_group_creation_survives_racing_writers(tmp_path: Path) -> None:
 
     url = str(tmp_path / "race.zarr")
     with ThreadPoolExecutor(8) as pool:
-        groups = list(pool.map(lambda _: rb._require_group(url, SUB), range(16)))
+        groups = list(pool.map(lambda _: db._require_group(url, SUB), range(16)))
     assert {g.path for g in groups} == {SUB}

@@ -4,8 +4,8 @@ Time-to-betas by downloading first is ``network + inflate``; streaming makes it
 about ``max(network, inflate)``:
 
 * :class:`RangeReader` reads the object in ranged requests, ``in_flight`` of
-  them at once on a thread pool, and hands the ranges back **in order**; at
-  most ``in_flight`` ranges are buffered ahead of the decoder (bounded memory);
+  them at once on a thread pool, and hands the ranges back **in order**; a
+  bounded number of ranges is fetched ahead of the decoder (bounded memory);
 * :class:`RangeStream` exposes them as a read-only binary file, which the
   same zlib-ng streaming decoder and voxel gather as for local files
   (:func:`laion_fmri.nifti.read_masked`) consume;
@@ -17,16 +17,9 @@ about ``max(network, inflate)``:
   passed (``on_verified`` runs then, e.g. to fill the masked cache);
   :func:`stream_sessions` pipelines several sessions across a thread pool.
 
-Item 3 of the same issue (workers that share nothing with the client) builds
-on it: :func:`session_block` is a picklable task ``(source, subject, session,
-columns) -> block`` that reads the brain mask and the betas from the source
-on the worker, and :func:`session_to_zarr` writes the block to a zarr store
-the user names instead of returning it.
-
-:func:`mask_index` derives the brain-mask voxel index and disk offsets once
-and stores them as ``.npy`` files keyed by the mask file's content
-fingerprint, so a fresh process reads two small arrays instead of decoding
-the mask NIfTI.
+Workers that share nothing with the client build on it in
+:mod:`laion_fmri._distributed_betas`; the brain-mask index the offsets come
+from is :mod:`laion_fmri._mask_index`.
 """
 
 from __future__ import annotations
@@ -34,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
-import json
 import math
 import os
 import queue
@@ -50,10 +42,9 @@ from typing import Any
 
 import numpy as np
 
-from laion_fmri import layout, nifti
-from laion_fmri.config import Source
+from laion_fmri import nifti
 from laion_fmri.errors import CorruptFileError, IntegrityError
-from laion_fmri.remote import ObjectInfo, Store, open_store
+from laion_fmri.remote import ObjectInfo, Store
 
 MiB = 1 << 20
 #: Bytes per ranged request; large enough that the first-byte latency is small
@@ -700,431 +691,14 @@ def stream_sessions(
                 fut.cancel()
 
 
-# --------------------------------------------------------------------------- brain-mask index
-@dataclass(frozen=True)
-class MaskIndex:
-    """The brain-mask voxel index of a subject, as the loader needs it.
-
-    Attributes
-    ----------
-    grid_shape : tuple of int
-        ``(x, y, z)``.
-    affine : numpy.ndarray
-        ``(4, 4)`` voxel-to-scanner transform.
-    c_index : numpy.ndarray
-        C-order flat indices of the brain voxels (int64).
-    offsets : numpy.ndarray
-        The same voxels as Fortran (disk) offsets (int64).
-    digest : str
-        :func:`laion_fmri.cache.mask_hash` of the mask (the cache key).
-    fingerprint : str
-        BLAKE2b of the mask file's bytes.
-    """
-
-    grid_shape: tuple[int, int, int]
-    affine: np.ndarray
-    c_index: np.ndarray
-    offsets: np.ndarray
-    digest: str
-    fingerprint: str
-
-    @property
-    def flat(self) -> np.ndarray:
-        """Boolean brain mask over the grid, C order."""
-        flat = np.zeros(int(np.prod(self.grid_shape)), dtype=bool)
-        flat[self.c_index] = True
-        return flat
-
-
-def file_fingerprint(path: str | os.PathLike[str]) -> str:
-    """BLAKE2b (16 bytes) of a file's content (a mask file is a few MB at most).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-
-    Returns
-    -------
-    str
-        Hex digest.
-
-    Examples
-    --------
-    >>> len(file_fingerprint(__file__))
-    32
-    """
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def derive_mask_index(path: str | os.PathLike[str], fingerprint: str | None = None) -> MaskIndex:
-    """Decode a brain-mask map (non-zero, non-NaN = brain) into a :class:`MaskIndex`.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        ``R2mean`` statmap or the snapshot brain mask (3-D NIfTI).
-    fingerprint : str, optional
-        :func:`file_fingerprint` of ``path`` when already known.
-
-    Returns
-    -------
-    MaskIndex
-
-    Examples
-    --------
-    >>> derive_mask_index("sub-03_..._R2mean_statmap.nii.gz").c_index.size  # doctest: +SKIP
-    61234
-    """
-    from laion_fmri.cache import mask_hash
-
-    data, affine = nifti.read_volume(path)
-    flat = np.nan_to_num(np.asarray(data, dtype=np.float64), nan=0.0).ravel() != 0
-    shape = tuple(int(s) for s in data.shape)
-    c_index = np.flatnonzero(flat)
-    return MaskIndex(
-        grid_shape=(shape[0], shape[1], shape[2]),
-        affine=np.asarray(affine, dtype=np.float64),
-        c_index=c_index,
-        offsets=nifti.gather_offsets(c_index, shape),
-        digest=mask_hash(flat, shape),
-        fingerprint=fingerprint or file_fingerprint(path),
-    )
-
-
-def mask_index(path: str | os.PathLike[str], index_dir: str | os.PathLike[str] | None) -> MaskIndex:
-    """The :class:`MaskIndex` of a mask file, from ``.npy`` files when already derived.
-
-    Entries live in ``<index_dir>/mask-<fingerprint>/`` (``c_index.npy``,
-    ``offsets.npy``, ``meta.json``), keyed by the file's content, so a
-    changed or different mask source gets its own entry. Writes are atomic
-    (temporary folder + rename); an unreadable or unwritable entry falls back
-    to deriving from the NIfTI.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The mask NIfTI.
-    index_dir : str or os.PathLike, optional
-        Where entries are kept (e.g. ``<cache_root>/<subject>``); ``None``
-        derives without storing.
-
-    Returns
-    -------
-    MaskIndex
-
-    Examples
-    --------
-    >>> idx = mask_index(r2mean_path, cache_root(data_dir) / "sub-03")  # doctest: +SKIP
-    """
-    fingerprint = file_fingerprint(path)
-    if index_dir is None:
-        return derive_mask_index(path, fingerprint)
-    folder = Path(index_dir) / f"mask-{fingerprint}"
-    try:
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-        c_index = np.load(folder / "c_index.npy")
-        offsets = np.load(folder / "offsets.npy")
-        if c_index.shape == offsets.shape == (meta["n_voxels"],) and meta["fingerprint"] == fingerprint:
-            return MaskIndex(
-                tuple(meta["grid_shape"]), np.asarray(meta["affine"], dtype=np.float64),  # type: ignore[arg-type]
-                c_index, offsets, meta["digest"], fingerprint,
-            )
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    index = derive_mask_index(path, fingerprint)
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
-        np.save(tmp / "c_index.npy", index.c_index)
-        np.save(tmp / "offsets.npy", index.offsets)
-        (tmp / "meta.json").write_text(json.dumps({
-            "fingerprint": fingerprint, "digest": index.digest, "n_voxels": int(index.c_index.size),
-            "grid_shape": list(index.grid_shape), "affine": index.affine.tolist(),
-        }), encoding="utf-8")
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process stored it first
-            import shutil
-
-            shutil.rmtree(tmp, ignore_errors=True)
-    except OSError:
-        pass
-    return index
-
-
-# --------------------------------------------------------------------------- distributed tasks
-_WORKER_MASKS: dict[tuple[str, str, str | None], MaskIndex] = {}
-_WORKER_LOCK = threading.Lock()
-
-
-def _source_store(source: Source | str) -> Store:
-    return open_store(source)
-
-
-def remote_mask_index(store: Store, subject: str) -> MaskIndex:
-    """The brain-mask index of ``subject`` read from the source (no data dir), cached per process.
-
-    Uses the snapshot brain mask when the source has one, else ``R2mean``
-    (the loader's rule). The mask object is fetched into a temporary file,
-    decoded once per process and ETag.
-
-    Parameters
-    ----------
-    store : Store
-        The source.
-    subject : str
-        Canonical id.
-
-    Returns
-    -------
-    MaskIndex
-
-    Examples
-    --------
-    >>> remote_mask_index(open_store(), "sub-03").c_index.size  # doctest: +SKIP
-    """
-    from laion_fmri.errors import DataNotFoundError
-
-    for key in (layout.snapshot_brain_mask_key(subject), layout.r2mean_key(subject)):
-        try:
-            info = store.head(key)
-        except DataNotFoundError:
-            continue
-        cache_key = (store.url, key, info.etag or f"{info.size}-{info.last_modified}")
-        with _WORKER_LOCK:
-            hit = _WORKER_MASKS.get(cache_key)
-        if hit is not None:
-            return hit
-        body = _read_range(store, key, 0, info.size, info.etag)
-        verifier = ContentVerifier(info)
-        verifier.update(body)
-        problem = verifier.mismatch()
-        if problem is not None:
-            raise IntegrityError(f"{key} from {store.url} failed its content check ({problem}).")
-        with tempfile.TemporaryDirectory(prefix="laion-fmri-mask-") as tmp:
-            path = Path(tmp) / Path(key).name
-            path.write_bytes(body)
-            index = derive_mask_index(path)
-        with _WORKER_LOCK:
-            _WORKER_MASKS[cache_key] = index
-        return index
-    raise DataNotFoundError(
-        f"Neither the brain mask nor R2mean of {subject} is in {store.url}; check the source."
-    )
-
-
-@dataclass(frozen=True)
-class BlockSpec:
-    """What one distributed task reads: small and picklable (no data, no paths).
-
-    Attributes
-    ----------
-    source : Source
-        Where the betas live (``laion_fmri.config.get_source()`` on the client).
-    subject, session : str
-        Canonical ids.
-    columns : numpy.ndarray or None
-        Brain-voxel columns (sorted int); ``None`` = whole brain.
-    """
-
-    source: Source
-    subject: str
-    session: str
-    columns: np.ndarray | None = None
-
-
-def session_block(spec: BlockSpec, **kwargs: Any) -> np.ndarray:
-    """Stream one session on the worker and return ``(n_trials, n_columns)`` float32.
-
-    Reads the brain mask and the betas from ``spec.source``; needs no data
-    directory and no shared filesystem.
-
-    Parameters
-    ----------
-    spec : BlockSpec
-        Source, subject, session and columns.
-    **kwargs
-        Passed to :func:`stream_betas` (``range_bytes``, ``in_flight``).
-
-    Returns
-    -------
-    numpy.ndarray
-
-    Examples
-    --------
-    >>> session_block(BlockSpec(get_source(), "sub-03", "ses-01")).shape  # doctest: +SKIP
-    """
-    store = _source_store(spec.source)
-    index = remote_mask_index(store, spec.subject)
-    offsets = index.offsets if spec.columns is None else index.offsets[np.asarray(spec.columns)]
-    return stream_betas(store, layout.betas_key(spec.subject, spec.session), offsets, **kwargs).betas
-
-
-def session_to_zarr(spec: BlockSpec, url: str, chunk_voxels: int = 1024, **kwargs: Any) -> tuple[int, int]:
-    """Stream one session on the worker and write it to ``<url>/<subject>/<session>`` (zarr v3).
-
-    Only the shape travels back to the client; the betas go from the source
-    to the store the user named (a shared path or any URL zarr can write,
-    e.g. ``s3://...`` with fsspec).
-
-    Parameters
-    ----------
-    spec : BlockSpec
-        Source, subject, session and columns.
-    url : str
-        Zarr group (created when missing).
-    chunk_voxels : int
-        Columns per chunk (all trials x this many voxels).
-    **kwargs
-        Passed to :func:`stream_betas`.
-
-    Returns
-    -------
-    tuple of int
-        Shape written.
-
-    Examples
-    --------
-    >>> session_to_zarr(BlockSpec(get_source(), "sub-03", "ses-01"), "/shared/out.zarr")  # doctest: +SKIP
-    (1044, 61234)
-    """
-    from zarr.codecs import BloscCodec, BloscShuffle
-
-    block = session_block(spec, **kwargs)
-    sub = _require_group(url, spec.subject)
-    arr = sub.create_array(
-        spec.session, shape=block.shape, dtype="float32", overwrite=True,
-        chunks=(max(1, block.shape[0]), max(1, min(chunk_voxels, block.shape[1]))),
-        compressors=BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.shuffle),
-    )
-    arr[...] = block
-    if spec.columns is not None:
-        arr.attrs["columns"] = np.asarray(spec.columns).tolist()
-    return tuple(int(s) for s in block.shape)  # type: ignore[return-value]
-
-
-def _require_group(url: str, name: str) -> Any:
-    """Open (creating when missing) the group ``name`` under ``url``; safe when workers race."""
-    import zarr
-    from zarr.errors import ContainsGroupError
-
-    for _ in range(10):
-        try:
-            return zarr.open_group(url, mode="a", zarr_format=3).require_group(name)
-        except ContainsGroupError:  # another worker created it a moment ago: open it now
-            time.sleep(0.01)
-    return zarr.open_group(url, mode="r+")[name]
-
-
-def remote_trial_count(store: Store, subject: str, session: str) -> int:
-    """Trials of a session from its trial table on the source (small; no betas read).
-
-    Parameters
-    ----------
-    store : Store
-    subject, session : str
-
-    Returns
-    -------
-    int
-
-    Examples
-    --------
-    >>> remote_trial_count(open_store(), "sub-03", "ses-01")  # doctest: +SKIP
-    1044
-    """
-    key = layout.trials_key(subject, session)
-    info = store.head(key)
-    text = bytes(_read_range(store, key, 0, info.size, info.etag)).decode("utf-8")
-    lines = [line for line in text.splitlines()[1:] if line.strip()]
-    return len(lines)
-
-
-def lazy_remote_betas(
-    source: Source, subjects_sessions: Sequence[tuple[str, str]], columns: np.ndarray | None,
-    n_columns: int, *, rows: Sequence[int] | None = None, store: Store | None = None,
-    **stream_kwargs: Any,
-) -> Any:
-    """A dask array stacking sessions streamed on the workers (one chunk per session).
-
-    The graph holds one small :class:`BlockSpec` per task; ``columns`` is
-    put into the graph once and shared by every task.
-
-    Parameters
-    ----------
-    source : Source
-        Where the betas live.
-    subjects_sessions : sequence of (subject, session)
-        Row blocks in order (all on the same voxel axis: one subject, or
-        columns that mean the same for every subject).
-    columns : numpy.ndarray or None
-        Brain-voxel columns; ``None`` = whole brain.
-    n_columns : int
-        Width of each block (``columns.size`` or the brain size).
-    rows : sequence of int, optional
-        Trials of each block when known; otherwise read from the trial tables
-        on the source (small files).
-    store : Store, optional
-        Used on the client to read trial counts (default: ``open_store(source)``).
-    **stream_kwargs
-        Passed to :func:`stream_betas` on the workers (``range_bytes``, ``in_flight``).
-
-    Returns
-    -------
-    dask.array.Array
-
-    Examples
-    --------
-    >>> arr = lazy_remote_betas(get_source(), [("sub-03", "ses-01")], None, n_vox)  # doctest: +SKIP
-    """
-    import dask
-    import dask.array as da
-
-    if rows is None:
-        store = store or _source_store(source)
-        rows = [remote_trial_count(store, subject, session) for subject, session in subjects_sessions]
-    from dask.base import tokenize
-
-    # Keys name the source and the columns, so two selections never share a key.
-    token = tokenize(source, columns)
-    shared_cols = (
-        dask.delayed(columns, name=f"laion-fmri-columns-{token}", pure=True) if columns is not None else None
-    )
-    parts = []
-    for (subject, session), n_rows in zip(subjects_sessions, rows, strict=True):
-        spec = dask.delayed(_spec, pure=True)(source, subject, session, shared_cols)
-        task = dask.delayed(session_block, pure=True)(
-            spec, **stream_kwargs, dask_key_name=f"laion-fmri-remote-{subject}-{session}-{token}")
-        parts.append(da.from_delayed(task, shape=(n_rows, n_columns), dtype=np.float32))
-    return da.concatenate(parts, axis=0)
-
-
-def _spec(source: Source, subject: str, session: str, columns: np.ndarray | None) -> BlockSpec:
-    return BlockSpec(source, subject, session, columns)
-
-
 __all__ = [
-    "BlockSpec",
     "ContentVerifier",
-    "MaskIndex",
     "RangeReader",
     "RangeStream",
     "StreamedBetas",
     "candidate_part_sizes",
-    "derive_mask_index",
     "etag_part_count",
-    "file_fingerprint",
-    "lazy_remote_betas",
-    "mask_index",
     "plan_ranges",
-    "remote_mask_index",
-    "remote_trial_count",
-    "session_block",
-    "session_to_zarr",
     "stream_betas",
     "stream_sessions",
 ]
