@@ -6,12 +6,14 @@ stream, read an exact block, skip to the data.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -130,11 +132,14 @@ def _is_gzip(path: Path) -> bool:
         return fh.read(2) == b"\x1f\x8b"
 
 
-def open_stream(path: Path, compressed: bool):  # type: ignore[no-untyped-def]
+def open_stream(path: Path | BinaryIO, compressed: bool):  # type: ignore[no-untyped-def]
+    """Decompressing reader of a path or of an already open binary stream."""
     if compressed:
         from zlib_ng import gzip_ng
 
         return gzip_ng.open(path, "rb")
+    if not isinstance(path, Path):
+        return contextlib.nullcontext(path)
     return open(path, "rb", buffering=0)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -100,7 +101,7 @@ def gather_offsets(mask: np.ndarray, grid_shape: Sequence[int] | None = None) ->
 
 
 def read_masked(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | BinaryIO,
     offsets: np.ndarray | None = None,
     *,
     header: NiftiHeader | None = None,
@@ -111,13 +112,15 @@ def read_masked(
 
     Parameters
     ----------
-    path : str or os.PathLike
-        ``.nii`` or ``.nii.gz`` file.
+    path : str, os.PathLike or binary file object
+        ``.nii`` or ``.nii.gz`` file, or an open binary stream of one positioned
+        at its first byte (bytes arriving from the source; ``header`` is then
+        required).
     offsets : numpy.ndarray, optional
         Disk-order voxel offsets from :func:`gather_offsets`; ``None`` keeps every
         voxel (in Fortran order).
     header : NiftiHeader, optional
-        A header already read with :func:`read_header`.
+        A header already read with :func:`read_header` (required for a stream).
     chunk : int
         Volumes decoded per step (memory = ``chunk`` volumes on top of the output).
     out : numpy.ndarray, optional
@@ -143,7 +146,10 @@ def read_masked(
     >>> hdr = read_header(path)  # doctest: +SKIP
     >>> betas = read_masked(path, gather_offsets(mask3d), header=hdr)  # doctest: +SKIP
     """
-    path = Path(path)
+    fileobj = None if isinstance(path, (str, os.PathLike)) else path
+    if fileobj is not None and header is None:
+        raise ValueError("read_masked needs header= when it reads from an open stream.")
+    path = Path(path) if fileobj is None else Path(getattr(fileobj, "name", "<stream>"))
     hdr = header if header is not None else read_header(path)
     n_vox = hdr.volume_size
     if offsets is None:
@@ -160,7 +166,7 @@ def read_masked(
     native = hdr.dtype.newbyteorder("=")
     direct = hdr.dtype == np.dtype(np.float32) and hdr.dtype.isnative
     vol_bytes = n_vox * hdr.dtype.itemsize
-    with open_stream(path, hdr.compressed) as stream:
+    with open_stream(path if fileobj is None else fileobj, hdr.compressed) as stream:
         skip_to_data(stream, hdr, path, 1 << 24)
         for start in range(0, n_t, chunk):
             k = min(chunk, n_t - start)
