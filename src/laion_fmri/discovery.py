@@ -30,7 +30,7 @@ from laion_fmri.errors import (
     SourceUnavailableError,
     SubjectNotFoundError,
 )
-from laion_fmri.remote import LocalStore, Store, open_store
+from laion_fmri.stores import LocalStore, Store, open_store
 
 T = TypeVar("T")
 
