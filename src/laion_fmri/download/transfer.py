@@ -40,7 +40,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,8 @@ BACKOFF_CAP = 20.0
 #: a fast link at S3's per-connection speed (~60 MB/s) and first-byte latency.
 DEFAULT_CONNECTIONS = 16
 _HASH_BLOCK = 8 * 1024 * 1024
+#: Checksum computed for every ranged object while it arrives (see ``_Job.algorithms``).
+DEFAULT_CRC = "crc64nvme"
 
 ChunkCallback = Callable[[str, int], None]
 
@@ -329,17 +331,23 @@ class _Job:
         self.range_ignored = False
         self.fd: int | None = None
         self.pending = 0
+        self.head: Any = None  # Future of the HEAD giving a ranged object's checksum
 
     @property
     def ranged(self) -> bool:
         return len(self.ranges) > 1
 
     def algorithms(self) -> list[str]:
-        """Digests each range computes while it arrives."""
-        algos = [a for a in algorithms_for(self.rule) if is_crc(a)]
+        """Digests each range computes while it arrives.
+
+        Ranged objects always compute CRC64NVME (S3's default full-object
+        checksum, native and cheap), so the HEAD that says which checksum the
+        server has can run alongside the ranges instead of before them.
+        """
         if not self.ranged:
-            algos = algorithms_for(self.rule)
-        return algos
+            return algorithms_for(self.rule)
+        algos = [a for a in algorithms_for(self.rule) if is_crc(a)]
+        return algos if DEFAULT_CRC in algos else [*algos, DEFAULT_CRC]
 
     def state_record(self) -> dict[str, Any]:
         return {
@@ -412,6 +420,10 @@ class _Engine:
             self._settle_failure(job, exc)
             return
         todo = [r for r in job.ranges if r.index not in job.results]
+        if job.ranged and self.checksum and job.obj.checksum is None:
+            # A ranged GET carries no full-object checksum; a HEAD does. It runs
+            # first on one connection while the ranges start on the others.
+            job.head = self.pool.submit(self._head, job.obj)
         if not todo:
             self.pool.submit(self._finish_guarded, job)
             return
@@ -442,6 +454,27 @@ class _Engine:
         done = sum(job.ranges[i].end - job.ranges[i].start for i in job.results)
         if done:
             self.progress.advance(done)
+
+    def _head(self, obj: ObjectInfo) -> ObjectInfo | None:
+        try:
+            return self.store.head(obj.key)
+        except Exception:
+            return None  # the ranges themselves report what is wrong
+
+    def _take_head(self, job: _Job) -> None:
+        """Adopt the checksum of the HEAD (or notice that the object changed)."""
+        head, job.head = job.head, None
+        try:
+            fresh = head.result() if head is not None else None
+        except BaseException:  # cancelled with the run
+            fresh = None
+        if fresh is None:
+            return
+        if job.obj.etag and fresh.etag and fresh.etag != job.obj.etag:
+            job.changed = True
+        elif fresh.checksum:
+            job.obj = replace(job.obj, checksum=fresh.checksum)
+            job.rule = rule_for(job.obj)
 
     def _range_task(self, job: _Job, rng: _Range) -> None:
         try:
@@ -568,6 +601,8 @@ class _Engine:
         self._close(job)
         if job.failure is not None:
             raise job.failure
+        if job.head is not None:
+            self._take_head(job)
         if job.changed or job.range_ignored:
             self._restart(job)
             return
@@ -604,16 +639,18 @@ class _Engine:
         else:
             if job.part_size:
                 digests["multipart"] = multipart_etag(p["md5"] for p in parts)
-            for name in [a for a in job.algorithms() if is_crc(a)]:
+            for name in [a for a in algorithms_for(rule) if is_crc(a)]:
+                if not all(name in p for p in parts):
+                    continue  # a CRC the ranges did not compute: re-read below
                 value = parts[0][name]
                 for rng, p in zip(job.ranges[1:], parts[1:], strict=True):
                     value = crc_combine(name, value, p[name], rng.end - rng.start)
                 digests[name] = value
-            sequential = [a for a in algorithms_for(rule) if not is_crc(a)]
+            sequential = [a for a in algorithms_for(rule) if a not in digests]
             if sequential:  # MD5 / SHA-256 of the whole file cannot be combined from ranges
                 digests.update(digest_file(str(job.part), ContentRule(
                     md5=rule.md5, sha256=rule.sha256,
-                    checksum=rule.checksum if rule.checksum and rule.checksum[0] == "sha256"
+                    checksum=rule.checksum if rule.checksum and rule.checksum[0] in sequential
                     else None)))
         problem = mismatch(rule, digests)
         if problem and rule.kind == "multipart" and len(rule.part_sizes) > 1:
@@ -919,27 +956,6 @@ def fetch_objects(
     return report
 
 
-def _with_checksums(engine: _Engine, objects: list[ObjectInfo]) -> dict[str, ObjectInfo]:
-    """HEAD the objects that will be fetched in ranges (their checksum headers), concurrently.
-
-    A ranged GET carries no full-object checksum; a HEAD does.
-    """
-    if not objects or not hasattr(engine.store, "head"):
-        return {}
-
-    def head(obj: ObjectInfo) -> ObjectInfo:
-        try:
-            fresh = engine.store.head(obj.key)
-        except LaionFMRIError:
-            return obj  # the transfer itself reports what is wrong
-        if obj.etag and fresh.etag and fresh.etag != obj.etag:
-            return fresh  # newer than the listing: fetch the current version
-        return ObjectInfo(obj.key, obj.size, obj.etag, obj.last_modified, obj.sha256,
-                          fresh.checksum)
-
-    return {o.key: o for o in engine.pool.map(head, objects)}
-
-
 #: Failures that concern one file: reported, while the rest of the run continues.
 _PER_FILE_ERRORS = (AccessDeniedError, DataNotFoundError, DownloadError, UnsafeKeyError,
                     IntegrityError, SourceUnavailableError, OSError)
@@ -973,14 +989,11 @@ def _run(engine: _Engine, work: list[tuple[ObjectInfo, Path, str]], report: Down
         warnings.warn(str(exc), FileFailedWarning, stacklevel=4)
 
     try:
-        ranged = [o for o, _, a in work if a == "fetch" and o.size > engine.range_size
-                  and o.checksum is None]
-        fresh = _with_checksums(engine, ranged) if engine.checksum else {}
         for obj, target, action in work:
             if action == "check":
                 engine.pool.submit(engine.check, obj, target)
             else:
-                engine.start(_Job(fresh.get(obj.key, obj), target, engine.range_size))
+                engine.start(_Job(obj, target, engine.range_size))
         for _ in range(len(work)):
             obj, kind, detail = engine.settled.get()
             settle(obj, kind, detail)
