@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from faults.proxy import FaultProxy, Rule
 
+from faults.proxy import FaultProxy, Rule
 from laion_fmri import layout
 from laion_fmri.download import verify
 from laion_fmri.download._content import crc_update, multipart_etag, part_size_candidates
