@@ -746,7 +746,7 @@ class _Engine:
 
     def _discard(self, job: _Job) -> None:
         for path in (job.part, job.state):
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 path.unlink()
 
     def _record(self, job: _Job, digests: dict[str, Any], unverified: str | None) -> None:
