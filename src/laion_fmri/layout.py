@@ -172,7 +172,7 @@ def normalize_subject(subject: object, known: Iterable[str] | None = None) -> st
     valid = tuple(known) if known is not None else None
     if candidate is None or (valid is not None and candidate not in valid):
         listed = f"Valid subjects: {', '.join(valid)}" if valid is not None else (
-            "Subjects look like 'sub-03'")
+            "Valid subjects look like 'sub-03'")
         raise SubjectNotFoundError(
             f"Unknown subject {subject!r}. {listed} (also accepted as '03' or 3)."
         )
