@@ -265,11 +265,11 @@ def test_expired_urls_are_refreshed_and_partial_files_resume(
 
     refreshes = service.count("/api/v1/refresh")
     with pytest.raises(KeyboardInterrupt):
-        fetch_objects([info], store, tmp_path, n_jobs=1, progress=False, chunk_size=1024,
+        fetch_objects([info], store, tmp_path, n_jobs=1, connections=1, progress=False, chunk_size=1024,
                       part_size=part, on_chunk=stop_after_two_parts)
     assert service.count("/api/v1/refresh") == refreshes + 1  # the refused URL, refreshed once
     assert json.loads(layout.partial_state_path(target).read_text())["done"].keys() == {"0"}
-    report = fetch_objects([info], store, tmp_path, n_jobs=1, progress=False, chunk_size=1024,
+    report = fetch_objects([info], store, tmp_path, n_jobs=1, connections=1, progress=False, chunk_size=1024,
                            part_size=part)
     assert report.ok and target.read_bytes() == whole
     assert report.bytes == len(whole) - part  # only the missing parts moved (HTTP Range)

@@ -127,7 +127,7 @@ def test_flipped_byte_in_one_part_refetches_that_part_only(bodies, fp, data_dir:
     store = _store(fp)
     size = len(bodies[MP5])
     fp.add(Rule("flip", match=MP5, only_ranged=True, times=1, fraction=0.5))
-    report = fetch_objects([store.head(MP5)], store, data_dir, n_jobs=1, progress=False)
+    report = fetch_objects([store.head(MP5)], store, data_dir, n_jobs=1, connections=1, progress=False)
     assert report.downloaded == [MP5] and not report.failed and not report.unverified
     assert layout.local_path(data_dir, MP5).read_bytes() == bodies[MP5]
     assert fp.faults_injected == 1
@@ -178,7 +178,8 @@ def test_sigkill_mid_multipart_transfer_refetches_only_missing_parts(bodies, fp,
         from laion_fmri.stores import S3Store
         from laion_fmri.download.transfer import fetch_objects
         store = S3Store({BUCKET!r}, endpoint_url={fp.url!r})
-        fetch_objects([store.head({MP5!r})], store, {str(data_dir)!r}, n_jobs=1, progress=False,
+        fetch_objects([store.head({MP5!r})], store, {str(data_dir)!r}, n_jobs=1, connections=1,
+                      progress=False,
                       chunk_size=1 << 18, on_chunk=lambda k, n: time.sleep(0.05))
     """)
     proc = subprocess.Popen([sys.executable, "-c", script])

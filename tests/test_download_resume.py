@@ -123,7 +123,7 @@ def _interrupt(store: S3Store, data_dir: Path, after_chunks: int = 9) -> Path:
             raise _Abort
 
     with pytest.raises(_Abort):
-        fetch_objects([store.head(BIG_KEY)], store, data_dir, n_jobs=1, progress=False,
+        fetch_objects([store.head(BIG_KEY)], store, data_dir, n_jobs=1, connections=1, progress=False,
                       chunk_size=CHUNK // 4, part_size=CHUNK, on_chunk=boom)
     target = layout.local_path(data_dir, BIG_KEY)
     assert not target.exists()  # nothing under the final name
@@ -154,7 +154,8 @@ def test_sigkilled_process_resumes(own_s3: Server, big: bytes, data_dir: Path) -
         from laion_fmri.stores import S3Store
         from laion_fmri.download.transfer import fetch_objects
         store = S3Store({BUCKET!r}, endpoint_url={own_s3.url!r})
-        fetch_objects([store.head({BIG_KEY!r})], store, {str(data_dir)!r}, n_jobs=2, progress=False,
+        fetch_objects([store.head({BIG_KEY!r})], store, {str(data_dir)!r}, n_jobs=2, connections=2,
+                      progress=False,
                       chunk_size={CHUNK // 4}, part_size={CHUNK}, on_chunk=lambda k, n: time.sleep(0.1))
     """)
     proc = subprocess.Popen([sys.executable, "-c", script])
@@ -188,7 +189,7 @@ def test_changed_object_restarts_from_zero(own_s3: Server, big: bytes, data_dir:
     own_s3.put(BIG_KEY, new)
     # A stale listing: the guarded range requests fail with 412, then a clean restart.
     rec = _Recorder(store)
-    report = fetch_objects([stale], rec, data_dir, n_jobs=1, progress=False, chunk_size=CHUNK,  # type: ignore[arg-type]
+    report = fetch_objects([stale], rec, data_dir, n_jobs=1, connections=1, progress=False, chunk_size=CHUNK,  # type: ignore[arg-type]
                            part_size=CHUNK)
     assert report.downloaded == [BIG_KEY] and not report.failed
     fresh = hashlib.md5(new).hexdigest()
@@ -218,7 +219,7 @@ def test_server_ignoring_range_restarts_cleanly(own_s3: Server, big: bytes, data
     store = own_s3.store()
     _interrupt(store, data_dir)
     rec = _Recorder(store, ignore_range=True)
-    report = fetch_objects([store.head(BIG_KEY)], rec, data_dir, n_jobs=1, progress=False,  # type: ignore[arg-type]
+    report = fetch_objects([store.head(BIG_KEY)], rec, data_dir, n_jobs=1, connections=1, progress=False,  # type: ignore[arg-type]
                            chunk_size=CHUNK, part_size=CHUNK)
     assert report.downloaded == [BIG_KEY]
     # The first ranged GET came back whole (200): one plain GET of the object follows.

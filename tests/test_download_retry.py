@@ -142,7 +142,7 @@ def test_repeated_cuts_refetch_only_the_cut_range(faulty: _FaultyServer, tmp_pat
     # for again (with If-Match), the other ranges are fetched once each.
     store = _store(faulty)
     faulty.cuts = [5000] * 4
-    report = fetch_objects([store.head(KEY)], store, tmp_path, n_jobs=1, progress=False,
+    report = fetch_objects([store.head(KEY)], store, tmp_path, n_jobs=1, connections=1, progress=False,
                            chunk_size=1 << 16, part_size=1 << 20)
     assert report.downloaded == [KEY] and not report.failed
     assert layout.local_path(tmp_path, KEY).read_bytes() == BODY

@@ -95,7 +95,7 @@ def test_short_response_with_multipart_etag_is_rejected(
         (source / key).write_bytes(body)
         before = snapshot(data_dir)
         proxy.add(Rule("short_length", match=key, times=1))
-        report = fetch_objects(objects, store, data_dir, n_jobs=1, progress=False)
+        report = fetch_objects(objects, store, data_dir, n_jobs=1, connections=1, progress=False)
         assert report.failed == {}
         verified = assert_mirror(data_dir, source, [key], before, snapshot(data_dir))
         fault_log("short_length_multipart", injected=1, bytes_verified=verified)
@@ -215,7 +215,7 @@ def _interrupted_part(proxy, data_dir: Path, chunk_size: int):  # type: ignore[n
     proxy.add(Rule("passthrough", match=BETAS_KEY, times=2, only_ranged=True))
     rule = proxy.add(Rule("truncate", match=BETAS_KEY, times=None, fraction=0.4))
     with pytest.warns(UserWarning, match="Giving up"):
-        report = fetch_objects(objects, store, data_dir, n_jobs=1, progress=False,
+        report = fetch_objects(objects, store, data_dir, n_jobs=1, connections=1, progress=False,
                                chunk_size=chunk_size, part_size=PART, retries=0)
     proxy.clear()
     assert set(report.failed) == {BETAS_KEY}
@@ -233,7 +233,8 @@ def test_server_ignoring_range_restarts_from_zero(
     store, objects, fired = _interrupted_part(proxy, data_dir, chunk_size=64 * 1024)
     proxy.reset_records()
     proxy.add(Rule("ignore_range", match=BETAS_KEY, times=None))
-    report = fetch_objects(objects, store, data_dir, n_jobs=1, progress=False, chunk_size=64 * 1024,
+    report = fetch_objects(objects, store, data_dir, n_jobs=1, connections=1, progress=False,
+                           chunk_size=64 * 1024,
                            part_size=PART)
     assert report.failed == {}
     assert any(r.range and r.status == 200 for r in proxy.requests("GET", BETAS_KEY))
@@ -245,7 +246,8 @@ def test_resume_uses_range_and_if_match(proxy, data_dir, sample_root, snapshot, 
     before = snapshot(data_dir)
     store, objects, fired = _interrupted_part(proxy, data_dir, chunk_size=64 * 1024)
     proxy.reset_records()
-    report = fetch_objects(objects, store, data_dir, n_jobs=1, progress=False, chunk_size=64 * 1024,
+    report = fetch_objects(objects, store, data_dir, n_jobs=1, connections=1, progress=False,
+                           chunk_size=64 * 1024,
                            part_size=PART)
     assert report.failed == {}
     gets = proxy.requests("GET", BETAS_KEY)
@@ -266,7 +268,7 @@ def test_object_changed_before_resume_restarts(
     s3_server.put(BETAS_KEY, changed)
     try:
         proxy.reset_records()
-        report = fetch_objects(objects, store, data_dir, n_jobs=1, progress=False,
+        report = fetch_objects(objects, store, data_dir, n_jobs=1, connections=1, progress=False,
                                chunk_size=64 * 1024, part_size=PART)
         assert report.failed == {}
         statuses = [(r.range is not None, r.status) for r in proxy.requests("GET", BETAS_KEY)]

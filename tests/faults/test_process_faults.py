@@ -53,7 +53,8 @@ _FETCH_ONE = textwrap.dedent(
     from laion_fmri.remote import open_store
     store = open_store()
     objs = [o for o in store.list({prefix!r}) if o.key == {key!r}]
-    report = fetch_objects(objs, store, sys.argv[1], n_jobs=1, progress=False, chunk_size=65536,
+    report = fetch_objects(objs, store, sys.argv[1], n_jobs=1, connections=1, progress=False,
+                           chunk_size=65536,
                            part_size={part})
     sys.exit(1 if report.failed else 0)
     """
@@ -153,7 +154,8 @@ def test_sigkill_then_resume_with_range(
     store = open_store()
     objects = [o for o in store.list(prefix) if o.key == BETAS_KEY]
     size = objects[0].size
-    report = fetch_objects(objects, store, data_dir, n_jobs=1, progress=False, chunk_size=65536,
+    report = fetch_objects(objects, store, data_dir, n_jobs=1, connections=1, progress=False,
+                           chunk_size=65536,
                            part_size=PART)
     assert report.failed == {}
     ranges = [(a, min(a + PART, size)) for a in range(0, size, PART)]

@@ -317,6 +317,12 @@ class FileDigests:
                     self._part_md5s.append(self._part.digest())  # type: ignore[attr-defined]
                     self._part = None
 
+    def drop_parts(self) -> None:
+        """Stop computing part MD5s (another check covers the bytes)."""
+        self.part_size = None
+        self._part = None
+        self._part_md5s = []
+
     def result(self) -> dict[str, object]:
         """Hex digests, CRC values and (with a part size) the binary part MD5s.
 

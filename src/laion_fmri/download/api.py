@@ -52,22 +52,32 @@ def _data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
     return root
 
 
-def _subjects(subject: object, store: Store) -> list[str]:
-    from laion_fmri.discovery import _subjects as listed
-
+def _wanted_subjects(subject: object) -> list[str] | None:
+    """Canonical ids asked for (``None`` for ``"all"``); malformed values raise."""
     if isinstance(subject, str) and subject.strip().lower() == "all":
-        subjects = listed(store)
-        if not subjects:
-            raise NoMatchingDataError(f"No subjects found in {store.url}.")
-        return subjects
+        return None
     values = subject if isinstance(subject, (list, tuple)) else [subject]
-    wanted = list(dict.fromkeys(layout.normalize_subject(v) for v in values))
-    available = listed(store)
+    return list(dict.fromkeys(layout.normalize_subject(v) for v in values))
+
+
+def _check_listed(wanted: Sequence[str], available: Sequence[str], store: Store) -> None:
     for sub in wanted:
         if sub not in available:
             raise SubjectNotFoundError(
                 f"{sub} is not in {store.url}; subjects there: {', '.join(available) or 'none'}."
             )
+
+
+def _subjects(subject: object, store: Store) -> list[str]:
+    from laion_fmri.discovery import _subjects as listed
+
+    wanted = _wanted_subjects(subject)
+    available = listed(store)
+    if wanted is None:
+        if not available:
+            raise NoMatchingDataError(f"No subjects found in {store.url}.")
+        return available
+    _check_listed(wanted, available, store)
     return wanted
 
 
@@ -119,14 +129,15 @@ def build_plan(
     >>> build_plan(["sub-03"], Filters.from_args(ses="averages"), open_store())  # doctest: +SKIP
     """
     plan = Plan()
-    for obj in store.list_files(""):
-        if obj.key in layout.DATASET_LEVEL_KEYS:
-            plan.add(obj)
     listed_keys: list[str] = []
     prefixes = [(sub, p) for sub in subjects for p in subject_prefixes(sub, filters)]
-    # Listings are latency-bound: list every prefix at once, keep the order.
-    with ThreadPoolExecutor(max_workers=min(8, max(1, len(prefixes)))) as pool:
+    # Listings are latency-bound: list every prefix (and the root) at once, keep the order.
+    with ThreadPoolExecutor(max_workers=min(8, len(prefixes) + 1)) as pool:
+        root_files = pool.submit(store.list_files, "")
         listings = list(pool.map(lambda sp: list(store.list(sp[1])), prefixes))
+        for obj in root_files.result():
+            if obj.key in layout.DATASET_LEVEL_KEYS:
+                plan.add(obj)
     for sub in subjects:
         listing = list(itertools.chain.from_iterable(
             found for (owner, _), found in zip(prefixes, listings, strict=True) if owner == sub
@@ -196,9 +207,9 @@ def download(
         :func:`laion_fmri.download.download_stimuli`; the data-use agreement
         is checked before anything is transferred.
     n_jobs : int, optional
-        Connections (HTTP requests in flight) for the whole download, shared by
-        all files: large files are fetched as parallel byte ranges, small files
-        side by side. More is more parallel; the default (16) fills a fast link.
+        Files transferred at once (default 16). More is more parallel. All
+        requests share one budget of ``max(16, n_jobs)`` connections: a large
+        file is fetched as parallel byte ranges over many of them.
     datatype : str or list, optional
         ``func``/``anat``/``dwi``/``fmap``; also lists the raw BIDS tree.
     include, exclude : str or list, optional
@@ -245,7 +256,27 @@ def download(
     filters = Filters.from_args(ses, task, space, desc, stat, suffix, extension, datatype,
                                 include, exclude)
     store = store if store is not None else open_store()
-    subjects = _subjects(subject, store)
+    wanted = _wanted_subjects(subject)
+    if wanted is None:
+        subjects = _subjects(subject, store)
+        planned = None
+    else:
+        from laion_fmri.discovery import _subjects as listed
+
+        # Listing is latency-bound: list the subjects and the plan's prefixes at
+        # once (nothing is written); the subject check still comes first.
+        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="laion-fmri-list")
+        available = pool.submit(listed, store)
+        planned = pool.submit(build_plan, wanted, filters, store, include_stimuli)
+        pool.shutdown(wait=False)
+        try:
+            _check_listed(wanted, available.result(), store)
+        except BaseException:
+            planned.cancel()
+            with contextlib.suppress(Exception):
+                planned.result()
+            raise
+        subjects = wanted
     if not dry_run:
         # Every agreement is settled before any byte moves (DATASET.md 8.1).
         ensure_dataset_license(root)
@@ -253,7 +284,8 @@ def download(
             from laion_fmri.download.stimuli import check_stimulus_access
 
             check_stimulus_access(root)
-    plan = build_plan(subjects, filters, store, include_stimuli)
+    plan = planned.result() if planned is not None else build_plan(subjects, filters, store,
+                                                                    include_stimuli)
     if line := plan.held_out_summary():
         print(line)
     if dry_run:

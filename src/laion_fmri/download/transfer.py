@@ -376,7 +376,9 @@ class _Job:
         done = saved.get("done")
         if not same or not isinstance(done, dict):
             return
-        wanted = set(self.algorithms()) | ({"md5"} if self.part_size else set())
+        # A range without its part MD5 is still resumable: the full-object CRC
+        # (or a re-read at the end) covers it.
+        wanted = set(self.algorithms())
         for index, digests in done.items():
             if not (isinstance(index, str) and index.isdigit() and isinstance(digests, dict)):
                 continue
@@ -385,7 +387,7 @@ class _Job:
                 continue
             try:
                 self.results[i] = {k: (bytes.fromhex(v) if k == "md5" else int(v))
-                                   for k, v in digests.items() if k in wanted}
+                                   for k, v in digests.items() if k in wanted | {"md5"}}
             except (TypeError, ValueError):
                 continue
 
@@ -396,7 +398,7 @@ class _Engine:
     def __init__(
         self, store: Store, data_dir: Path, manifest: Manifest, progress: _Progress,
         connections: int, chunk_size: int, range_size: int, retries: int,
-        on_chunk: ChunkCallback | None, checksum: bool,
+        on_chunk: ChunkCallback | None, checksum: bool, files: int,
     ) -> None:
         self.store = store
         self.data_dir = data_dir
@@ -410,9 +412,16 @@ class _Engine:
         self.checksum = checksum
         self.cancelled = threading.Event()
         self.settled: queue.Queue[tuple[ObjectInfo, str, Any]] = queue.Queue()
+        # Files in flight (n_jobs); their ranges share the connection budget.
+        self.slots = threading.Semaphore(files)
         self.pool = ThreadPoolExecutor(max_workers=connections, thread_name_prefix="laion-fmri-dl")
 
     # ------------------------------------------------------------------ scheduling
+    def _settle(self, item: tuple[ObjectInfo, str, Any]) -> None:
+        """Hand one file's outcome to the main thread and free its slot."""
+        self.settled.put(item)
+        self.slots.release()
+
     def start(self, job: _Job) -> None:
         """Open the partial file and queue every range not done yet."""
         try:
@@ -564,6 +573,11 @@ class _Engine:
                     raise SourceUnavailableError(
                         f"the server sent more bytes than asked for {obj.key!r}")
                 _pwrite_all(job.fd, chunk, offset)
+                if part_md5 and self._crc_known(job):
+                    # The HEAD answered with a full-object CRC while this range was
+                    # arriving: the CRC covers it, the part MD5 is not needed.
+                    digests.drop_parts()
+                    part_md5 = False
                 digests.update(chunk)
                 offset += n
                 with job.lock:
@@ -644,7 +658,7 @@ class _Engine:
         with contextlib.suppress(FileNotFoundError):
             job.state.unlink()
         self._record(job, digests, unverified)
-        self.settled.put((job.obj, "downloaded", (job.received, unverified)))
+        self._settle((job.obj, "downloaded", (job.received, unverified)))
 
     def _content_problem(self, job: _Job) -> tuple[str | None, dict[str, Any]]:
         """Combine the ranges' digests (re-reading only what cannot be combined)."""
@@ -799,7 +813,7 @@ class _Engine:
             self._discard(job)
         if isinstance(exc, OSError) and not isinstance(exc, LaionFMRIError):
             exc = DownloadError(f"Writing {job.obj.key!r} to {job.target} failed: {exc}")
-        self.settled.put((job.obj, "failed", exc))
+        self._settle((job.obj, "failed", exc))
 
     # ------------------------------------------------------------------ checks
     def check(self, obj: ObjectInfo, target: Path) -> None:
@@ -823,9 +837,9 @@ class _Engine:
                               digests.get("md5") if rule.md5 else None, rule.sha256,
                               st.st_mtime_ns, part_size=part_size, checksum=checksum,
                               content=rule.kind)
-            self.settled.put((obj, "skipped", None))
+            self._settle((obj, "skipped", None))
         except BaseException as exc:
-            self.settled.put((obj, "failed", exc))
+            self._settle((obj, "failed", exc))
 
 
 def _fingerprint(digests: dict[str, Any]) -> object:
@@ -911,12 +925,14 @@ def fetch_objects(
     retries: int = DEFAULT_RETRIES,
     on_chunk: ChunkCallback | None = None,
     checksum: bool = True,
+    connections: int | None = None,
 ) -> DownloadReport:
     """Bring objects to ``data_dir``: skip what is verified, fetch the rest.
 
-    Every transfer is a (ranged) GET; all of them share one budget of
-    ``n_jobs`` connections, so a large object is fetched over many
-    connections at once and small files keep every connection busy.
+    Every transfer is a (ranged) GET. ``n_jobs`` files are in flight at once;
+    their requests share one budget of connections (``max(16, n_jobs)``), so
+    a large object is fetched over many connections at once and small files
+    keep every connection busy.
 
     Parameters
     ----------
@@ -927,8 +943,7 @@ def fetch_objects(
     data_dir : str or Path
         The data directory.
     n_jobs : int, optional
-        Connections (requests in flight) for the whole job; default
-        :data:`DEFAULT_CONNECTIONS`.
+        Files transferred at once (default :data:`DEFAULT_CONNECTIONS`).
     progress : bool
         Show one progress display (only on a terminal).
     chunk_size : int
@@ -943,6 +958,9 @@ def fetch_objects(
     checksum : bool
         Verify content (ETag MD5 or MD5 of part MD5s, full-object checksums,
         published SHA-256). ``False`` checks sizes only.
+    connections : int, optional
+        Requests in flight for the whole job, all files together (default
+        ``max(16, n_jobs)``).
 
     Returns
     -------
@@ -957,7 +975,8 @@ def fetch_objects(
     """
     t0 = time.perf_counter()
     root = Path(data_dir).resolve()
-    connections = max(1, n_jobs if n_jobs is not None else DEFAULT_CONNECTIONS)
+    files = max(1, n_jobs if n_jobs is not None else DEFAULT_CONNECTIONS)
+    connections = max(1, connections if connections is not None else max(DEFAULT_CONNECTIONS, files))
     objects, refused = check_local_names(dedupe(list(objects)))
     report = DownloadReport()
     for key, reason in refused.items():
@@ -983,7 +1002,7 @@ def fetch_objects(
                 work.append((obj, target, action))
         bar = _Progress(progress, len(work), sum(o.size for o, _, _ in work))
         engine = _Engine(store, root, manifest, bar, connections, chunk_size, part_size,
-                         retries, on_chunk, checksum)
+                         retries, on_chunk, checksum, files)
         try:
             _run(engine, work, report)
         finally:
@@ -1025,12 +1044,19 @@ def _run(engine: _Engine, work: list[tuple[ObjectInfo, Path, str]], report: Down
         warnings.warn(str(exc), FileFailedWarning, stacklevel=4)
 
     try:
-        for obj, target, action in work:
+        # Largest first: its ranges fill the connections while small files fill the gaps.
+        pending = sorted(work, key=lambda w: -w[0].size)
+        settled = 0
+        for obj, target, action in pending:
+            while not engine.slots.acquire(timeout=0.05):
+                while not engine.settled.empty():
+                    settle(*engine.settled.get())
+                    settled += 1
             if action == "check":
                 engine.pool.submit(engine.check, obj, target)
             else:
                 engine.start(_Job(obj, target, engine.range_size))
-        for _ in range(len(work)):
+        for _ in range(len(work) - settled):
             obj, kind, detail = engine.settled.get()
             settle(obj, kind, detail)
     except BaseException:
