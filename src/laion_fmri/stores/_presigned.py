@@ -8,7 +8,6 @@ message (:func:`redact`).
 from __future__ import annotations
 
 import ipaddress
-import re
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -16,37 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from laion_fmri.errors import AccessDeniedError, AccessServiceError, DataNotFoundError, DownloadError
 from laion_fmri.stores._s3 import http_get, make_pool
-from laion_fmri.stores.base import DEFAULT_CHUNK_SIZE, ObjectInfo, folder_prefix
+from laion_fmri.stores.base import DEFAULT_CHUNK_SIZE, ObjectInfo, folder_prefix, redact
 
 if TYPE_CHECKING:
     from laion_fmri.access import AccessClient, Manifest, RemoteFile
 
 HTTP_TIMEOUT = 60.0
-_QUERY_RE = re.compile(r"(https?://[^\s?#'\"<>]+)\?[^\s'\"<>]*", re.IGNORECASE)
-_SIGNATURE_RE = re.compile(r"(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s'\"<>]*",
-                           re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """``text`` with every URL query string (signatures, credentials) removed.
-
-    Parameters
-    ----------
-    text : str
-        A message that may contain URLs.
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> redact("GET https://b.s3.amazonaws.com/k?X-Amz-Signature=abc failed")
-    'GET https://b.s3.amazonaws.com/k?<redacted> failed'
-    """
-    return _SIGNATURE_RE.sub(r"\1<redacted>", _QUERY_RE.sub(r"\1?<redacted>", text))
-
-
 def is_loopback_host(host: str) -> bool:
     """True for ``localhost`` and loopback IP addresses.
 

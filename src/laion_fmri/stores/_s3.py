@@ -31,6 +31,7 @@ from laion_fmri.stores.base import (
     folder_prefix,
     parse_content_range,
     range_header,
+    redact,
     unquote_etag,
 )
 
@@ -103,7 +104,7 @@ def map_error(exc: BaseException, key: str, where: str, timeout: float | None = 
     >>> type(map_error(TimeoutError("timed out"), "k", "s3://b")).__name__
     'SourceUnavailableError'
     """
-    text = str(exc).split("\n", 1)[0][:300]
+    text = redact(str(exc).split("\n", 1)[0])[:300]
     try:
         from obstore import exceptions as obx
     except ImportError:  # pragma: no cover - obstore is a core dependency

@@ -291,6 +291,31 @@ def range_header(start: int, end: int | None) -> str | None:
     return f"bytes={start}-{end - 1}"
 
 
+_QUERY_RE = re.compile(r"(https?://[^\s?#'\"<>]+)\?[^\s'\"<>]*", re.IGNORECASE)
+_SIGNATURE_RE = re.compile(r"(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s'\"<>]*",
+                           re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` with every URL query string (signatures, credentials) removed.
+
+    Parameters
+    ----------
+    text : str
+        A message that may contain URLs.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> redact("GET https://b.s3.amazonaws.com/k?X-Amz-Signature=abc failed")
+    'GET https://b.s3.amazonaws.com/k?<redacted> failed'
+    """
+    return _SIGNATURE_RE.sub(r"\1<redacted>", _QUERY_RE.sub(r"\1?<redacted>", text))
+
+
 _CONTENT_RANGE_RE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$")
 
 
@@ -386,5 +411,6 @@ __all__ = [
     "folder_prefix",
     "parse_content_range",
     "range_header",
+    "redact",
     "unquote_etag",
 ]
