@@ -42,6 +42,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Last-Modified", formatdate(0, usegmt=True))
         for name, value in (extra or {}).items():
             self.send_header(name, value)
+        if self.server.checksum and status in (200,) and self.headers.get("x-amz-checksum-mode"):
+            self.send_header("x-amz-checksum-crc32c", self.server.checksum)
         self.end_headers()
 
     def do_HEAD(self) -> None:
@@ -87,6 +89,7 @@ class _FaultyServer(ThreadingHTTPServer):
         self.corrupt = 0  # how many GETs answer with one flipped byte
         self.corrupt_random = False  # flip a random byte (else always byte 100)
         self.etag = ETAG
+        self.checksum: str | None = None  # x-amz-checksum-crc32c to send, if any
         self.cuts: list[int] = []  # bytes sent by successive GETs before the connection drops
         self.log: list[tuple[str | None, str | None]] = []
 
@@ -204,3 +207,62 @@ def test_checksum_off_checks_sizes_only(faulty: _FaultyServer, tmp_path: Path) -
     assert report.downloaded == [KEY]
     with Manifest(tmp_path) as m:
         assert m.get(KEY)["md5"] is None  # type: ignore[index]
+
+
+def test_opaque_etag_is_size_checked_and_said_once(faulty: _FaultyServer, tmp_path: Path) -> None:
+    from laion_fmri.download import verify
+    from laion_fmri.download._content import OPAQUE_ETAG
+
+    store = _store(faulty)
+    faulty.etag = "opaque-version-7"
+    report = fetch_objects([store.head(KEY)], store, tmp_path, progress=False)
+    assert report.downloaded == [KEY] and report.unverified == {KEY: OPAQUE_ETAG}
+    assert str(report).count("no content check was possible") == 1
+    assert len(faulty.log) == 1  # never retried for an ETag that cannot be checked
+    result = verify(data_dir=tmp_path)
+    assert result.ok == [KEY] and result.size_only == [KEY]
+    assert "size-checked only" in str(result)
+
+
+def test_checksum_header_catches_damage_behind_an_opaque_etag(
+    faulty: _FaultyServer, tmp_path: Path
+) -> None:
+    import base64
+
+    from laion_fmri.download._content import crc_update
+    from laion_fmri.download.manifest import Manifest
+
+    store = _store(faulty)
+    faulty.etag = "opaque-version-8"
+    faulty.checksum = base64.b64encode(crc_update("crc32c", BODY).to_bytes(4, "big")).decode()
+    faulty.corrupt = 1
+    faulty.corrupt_random = True
+    report = fetch_objects([store.head(KEY)], store, tmp_path, progress=False)
+    assert report.downloaded == [KEY] and not report.unverified
+    assert len(faulty.log) == 2  # the damaged body was caught by the CRC and fetched again
+    assert layout.local_path(tmp_path, KEY).read_bytes() == BODY
+    with Manifest(tmp_path) as m:
+        assert m.get(KEY)["content"] == "checksum"  # type: ignore[index]
+
+
+def test_verify_on_a_read_only_data_dir(
+    faulty: _FaultyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from laion_fmri.download import api, verify
+
+    store = _store(faulty)
+    fetch_objects([store.head(KEY)], store, tmp_path, progress=False)
+    lock = layout.lock_path(tmp_path)
+    lock.unlink(missing_ok=True)
+    lock.mkdir()  # taking the lock would now fail: verify must not need it
+    manifest = layout.manifest_path(tmp_path)
+    before = manifest.read_bytes()
+    monkeypatch.setattr(api, "_writable", lambda root: False)
+    path = layout.local_path(tmp_path, KEY)
+    data = bytearray(path.read_bytes())
+    data[10] ^= 1
+    path.write_bytes(bytes(data))
+    result = verify(data_dir=tmp_path, repair=True)
+    assert result.read_only and result.altered == [KEY]
+    assert "read-only" in result.failed[KEY] and "cannot repair" in str(result)
+    assert manifest.read_bytes() == before and path.read_bytes() == bytes(data)
