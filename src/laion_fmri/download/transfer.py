@@ -55,6 +55,7 @@ from laion_fmri.download._content import (
     FileDigests,
     algorithms_for,
     crc_combine,
+    crc_update,
     digest_file,
     is_crc,
     mismatch,
@@ -479,8 +480,16 @@ class _Engine:
         if head is None or not head.done() or head.cancelled() or head.exception() is not None:
             return False
         fresh = head.result()
-        return bool(fresh and fresh.checksum and is_crc(fresh.checksum[0])
-                    and not (job.obj.etag and fresh.etag and fresh.etag != job.obj.etag))
+        known = bool(fresh and fresh.checksum and is_crc(fresh.checksum[0])
+                     and not (job.obj.etag and fresh.etag and fresh.etag != job.obj.etag))
+        if known:
+            with job.lock:  # later ranges compute this CRC as they arrive
+                if job.obj.checksum is None:
+                    job.obj = replace(job.obj, checksum=fresh.checksum)
+                    job.rule = rule_for(job.obj)
+                    if job.part_size and not job.rule.part_sizes:
+                        job.part_size = None
+        return known
 
     def _head(self, obj: ObjectInfo) -> ObjectInfo | None:
         try:
@@ -557,9 +566,10 @@ class _Engine:
                 raise _RangeIgnored()
             if not ranged:
                 self._adopt_fresh(job, rng, dl.info)
+            crc_known = bool(ranged and self.checksum and self._crc_known(job))
             digests = FileDigests(job.part_size if not ranged else None,
                                   job.algorithms() if self.checksum else [])
-            part_md5 = ranged and job.part_size and self.checksum and not self._crc_known(job)
+            part_md5 = bool(ranged and job.part_size and self.checksum and not crc_known)
             if part_md5:
                 digests = FileDigests(rng.end - rng.start, job.algorithms())
             offset = rng.start
@@ -681,8 +691,9 @@ class _Engine:
                 digests.update(digest_file(str(job.part), ContentRule(
                     multipart=rule.multipart, part_sizes=(job.part_size,)), job.part_size))
             for name in [a for a in algorithms_for(rule) if is_crc(a)]:
-                if not all(name in p for p in parts):
-                    continue  # a CRC the ranges did not compute: re-read below
+                for rng, p in zip(job.ranges, parts, strict=True):
+                    if name not in p:  # started before the HEAD named this CRC: read it back
+                        p[name] = _crc_of_range(job.part, name, rng.start, rng.end)
                 value = parts[0][name]
                 for rng, p in zip(job.ranges[1:], parts[1:], strict=True):
                     value = crc_combine(name, value, p[name], rng.end - rng.start)
@@ -840,6 +851,22 @@ class _Engine:
             self._settle((obj, "skipped", None))
         except BaseException as exc:
             self._settle((obj, "failed", exc))
+
+
+def _crc_of_range(path: Path, algorithm: str, start: int, end: int) -> int:
+    """CRC of bytes ``[start, end)`` of a file (page cache; native code)."""
+    value = 0
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        while start < end:
+            block = os.pread(fd, min(_HASH_BLOCK, end - start), start)
+            if not block:
+                break
+            value = crc_update(algorithm, block, value)
+            start += len(block)
+    finally:
+        os.close(fd)
+    return value
 
 
 def _fingerprint(digests: dict[str, Any]) -> object:
