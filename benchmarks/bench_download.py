@@ -313,7 +313,7 @@ def main() -> None:
          f"{s.get('speedup', float('nan')):.0f}x faster"),
         ("large files", f"{lg['files']} x {lg['mb_each']} MB, n_jobs={lg['n_jobs']}",
          f"ours {lg['ours_MBps']:.0f} MB/s", f"urllib3 {lg['bare_MBps']:.0f} MB/s",
-         f"{100 * lg['ratio']:.0f}% of bare (MD5-verified)"),
+         f"{100 * lg['ratio']:.0f}% of bare (content-verified)"),
         ("large files", "same, checksum=False (sizes only)",
          f"ours {lg['ours_sizeonly_MBps']:.0f} MB/s", f"urllib3 {lg['bare_MBps']:.0f} MB/s",
          f"{100 * lg['ratio_sizeonly']:.0f}% of bare (transport)"),
