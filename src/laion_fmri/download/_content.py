@@ -404,7 +404,7 @@ def algorithms_for(rule: ContentRule) -> list[str]:
 
 
 def digest_file(path: str, rule: ContentRule, part_size: int | None = None,
-                block: int = 8 * MiB) -> dict[str, object]:
+                block: int = 8 * MiB, extra: Sequence[str] = ()) -> dict[str, object]:
     """Compute what ``rule`` needs over a file in one read (``verify``, fallbacks).
 
     Parameters
@@ -417,6 +417,8 @@ def digest_file(path: str, rule: ContentRule, part_size: int | None = None,
         Upload part size for a multipart rule (default: its first candidate).
     block : int
         Read size.
+    extra : sequence of str
+        More whole-file algorithms to compute (e.g. the CRC the manifest keeps).
 
     Returns
     -------
@@ -429,7 +431,7 @@ def digest_file(path: str, rule: ContentRule, part_size: int | None = None,
     True
     """
     size_for_parts = part_size or (rule.part_sizes[0] if rule.multipart else None)
-    digests = FileDigests(size_for_parts, algorithms_for(rule))
+    digests = FileDigests(size_for_parts, list(dict.fromkeys([*algorithms_for(rule), *extra])))
     with open(path, "rb") as fh:
         while chunk := fh.read(block):
             digests.update(chunk)

@@ -54,6 +54,7 @@ from laion_fmri.download._content import (
     ContentRule,
     FileDigests,
     algorithms_for,
+    checksum_text,
     crc_combine,
     crc_update,
     digest_file,
@@ -346,9 +347,10 @@ class _Job:
         checksum, native and cheap), so the HEAD that says which checksum the
         server has can run alongside the ranges instead of before them.
         """
-        if not self.ranged:
-            return algorithms_for(self.rule)
-        algos = [a for a in algorithms_for(self.rule) if is_crc(a)]
+        algos = algorithms_for(self.rule)
+        if self.ranged:
+            algos = [a for a in algos if is_crc(a)]
+        # Also the fingerprint the manifest keeps, so verify catches later damage.
         return algos if DEFAULT_CRC in algos else [*algos, DEFAULT_CRC]
 
     def state_record(self) -> dict[str, Any]:
@@ -662,8 +664,8 @@ class _Engine:
             else:
                 self._retry_whole(job, problem)
                 return
-        elif self.checksum and not job.rule.content_checked:
-            unverified = OPAQUE_ETAG
+        elif self.checksum and not job.rule.content_checked and job.obj.etag is not None:
+            unverified = OPAQUE_ETAG  # (a local folder has no ETags: nothing to report)
         os.replace(job.part, job.target)
         with contextlib.suppress(FileNotFoundError):
             job.state.unlink()
@@ -690,7 +692,8 @@ class _Engine:
             elif job.part_size:
                 digests.update(digest_file(str(job.part), ContentRule(
                     multipart=rule.multipart, part_sizes=(job.part_size,)), job.part_size))
-            for name in [a for a in algorithms_for(rule) if is_crc(a)]:
+            crcs = [a for a in algorithms_for(rule) if is_crc(a)]
+            for name in crcs if DEFAULT_CRC in crcs else [*crcs, DEFAULT_CRC]:
                 for rng, p in zip(job.ranges, parts, strict=True):
                     if name not in p:  # started before the HEAD named this CRC: read it back
                         p[name] = _crc_of_range(job.part, name, rng.start, rng.end)
@@ -809,11 +812,12 @@ class _Engine:
         st = job.target.stat()
         rule = job.rule
         md5 = digests.get("md5") if isinstance(digests.get("md5"), str) else None
-        checksum = f"{rule.checksum[0]}:{rule.checksum[1]}" if rule.checksum else None
         self.manifest.put(
             job.obj.key, job.target.relative_to(self.data_dir), st.st_size, job.obj.etag,
-            md5, rule.sha256, st.st_mtime_ns, part_size=job.part_size if rule.kind == "multipart" else None,
-            checksum=checksum, content="size" if unverified else rule.kind,
+            md5, rule.sha256, st.st_mtime_ns,
+            part_size=job.part_size if rule.kind == "multipart" else None,
+            checksum=_recorded_checksum(rule, digests),
+            content=_content_label(rule, job.obj, unverified is not None),
         )
 
     def _settle_failure(self, job: _Job, exc: BaseException) -> None:
@@ -831,7 +835,7 @@ class _Engine:
         """Hash a present file of the right size; record it when it matches, else fetch it."""
         try:
             rule = rule_for(obj)
-            digests = digest_file(str(target), rule) if rule.content_checked else {}
+            digests = digest_file(str(target), rule, extra=(DEFAULT_CRC,))
             part_size = rule.part_sizes[0] if rule.kind == "multipart" else None
             if mismatch(rule, digests) and rule.kind == "multipart":
                 for other in rule.part_sizes[1:]:
@@ -842,15 +846,32 @@ class _Engine:
             if rule.content_checked and mismatch(rule, digests):
                 self.pool.submit(self.start, _Job(obj, target, self.range_size))
                 return
-            checksum = f"{rule.checksum[0]}:{rule.checksum[1]}" if rule.checksum else None
             st = target.stat()
             self.manifest.put(obj.key, target.relative_to(self.data_dir), st.st_size, obj.etag,
                               digests.get("md5") if rule.md5 else None, rule.sha256,
-                              st.st_mtime_ns, part_size=part_size, checksum=checksum,
-                              content=rule.kind)
+                              st.st_mtime_ns, part_size=part_size,
+                              checksum=_recorded_checksum(rule, digests),
+                              content=_content_label(rule, obj, False))
             self._settle((obj, "skipped", None))
         except BaseException as exc:
             self._settle((obj, "failed", exc))
+
+
+def _content_label(rule: ContentRule, obj: ObjectInfo, unverified: bool) -> str:
+    """The manifest's ``content``: the rule, ``size`` when the source's hash was unusable,
+    ``local`` for a source without ETags (a folder: our CRC64NVME of the bytes is the record).
+    """
+    if unverified or (not rule.content_checked and obj.etag is not None):
+        return "size"
+    return rule.kind if rule.content_checked else "local"
+
+
+def _recorded_checksum(rule: ContentRule, digests: dict[str, Any]) -> str | None:
+    """``algorithm:base64`` for the manifest: the server's checksum, else our CRC64NVME."""
+    if rule.checksum:
+        return f"{rule.checksum[0]}:{rule.checksum[1]}"
+    value = digests.get(DEFAULT_CRC)
+    return f"{DEFAULT_CRC}:{checksum_text(DEFAULT_CRC, value)}" if isinstance(value, int) else None
 
 
 def _crc_of_range(path: Path, algorithm: str, start: int, end: int) -> int:
