@@ -2,17 +2,16 @@
 
 A small SQLite file (``layout.manifest_path``) with one row per key:
 ``key, path, size, etag, md5, sha256, mtime_ns, verified_at, part_size,
-checksum, content``. ``mtime_ns``
-and ``size`` are the local file's ``stat`` at verification, so a re-run can
-tell "verified and untouched since" from "changed on disk" without reading
-the file, and ``md5`` (computed while downloading) lets ``verify`` detect
-altered bytes even for sources without checksums. ``content`` names the rule
-the bytes were checked with (``md5``, ``multipart`` with its ``part_size``,
-``checksum`` as ``algorithm:base64``, ``sha256``, ``local`` for a source without ETags, or ``size`` when no content
-check was possible), so ``verify`` re-hashes with the same rule. The ``checksum``
-column holds the server's full-object checksum, else the CRC64NVME of the bytes
-as written, so later damage on disk is caught either way. ``path`` is
-informational only: readers derive the local path from the key.
+checksum, content``. ``mtime_ns`` and ``size`` are the local file's ``stat``
+at verification, so a re-run can tell "verified and untouched since" from
+"changed on disk" without reading the file. ``content`` names the rule the
+bytes were checked with (``md5``, ``multipart`` with its ``part_size``,
+``checksum``, ``sha256``, ``local`` for a source without ETags, or ``size``
+when no content check was possible), so ``verify`` re-hashes with the same
+rule. ``checksum`` (``algorithm:base64``) holds the server's full-object
+checksum, else the CRC64NVME of the bytes as written, so later damage on disk
+is caught either way. ``path`` is informational only: readers derive the
+local path from the key.
 """
 
 from __future__ import annotations
