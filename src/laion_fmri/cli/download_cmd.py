@@ -13,9 +13,9 @@ from laion_fmri.licenses import DATASET_LICENSE_TEXT, accept_dataset_license
 
 
 def _common(p: argparse.ArgumentParser, default_jobs: int | None, what: str = "files at once") -> None:
-    shown = default_jobs if default_jobs is not None else 16
+    shown = default_jobs if default_jobs is not None else 32
     p.add_argument("--n-jobs", type=int, default=default_jobs, metavar="N",
-                   help=f"{what} (default {shown}); all requests share max(16, N) connections")
+                   help=f"{what} (default {shown}); all requests share max(32, N) connections")
     p.add_argument("--data-dir", metavar="DIR", help="target folder (default: configured)")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
 

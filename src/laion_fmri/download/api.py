@@ -207,8 +207,8 @@ def download(
         :func:`laion_fmri.download.download_stimuli`; the data-use agreement
         is checked before anything is transferred.
     n_jobs : int, optional
-        Files transferred at once (default 16). More is more parallel. All
-        requests share one budget of ``max(16, n_jobs)`` connections: a large
+        Files transferred at once (default 32). More is more parallel. All
+        requests share one budget of ``max(32, n_jobs)`` connections: a large
         file is fetched as parallel byte ranges over many of them.
     datatype : str or list, optional
         ``func``/``anat``/``dwi``/``fmap``; also lists the raw BIDS tree.
