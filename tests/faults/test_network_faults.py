@@ -349,3 +349,18 @@ def test_listing_page_that_keeps_failing_is_an_error_not_a_short_plan(fault_log)
         assert seen == keys[:1000]  # what came before the failure, never silently "complete"
         fault_log("listing_page2_down", injected=sum(r.fault == "status" for r in fp.records),
                   bytes_verified=0)
+
+
+def test_listing_page_the_client_library_rejects_does_not_block_the_prefix():  # type: ignore[no-untyped-def]
+    """A key XML cannot carry makes the page unparseable: the rest is listed anyway."""
+    from faults.listing import ListingServer
+    from laion_fmri.errors import UnsafeKeyError
+
+    base = f"derivatives/glmsingle-tedana/{SUB}/"
+    hostile = base + "bad\x01name.json"
+    keys = [f"{base}k{i:04d}.bin" for i in range(2500)] + [hostile]
+    with ListingServer("rejected", keys) as server:
+        listed = [o.key for o in _paged_store(server.url, "rejected").list(layout.subject_glm_prefix(SUB))]
+    assert sorted(listed) == sorted(keys)  # nothing lost, nothing twice
+    with pytest.raises(UnsafeKeyError):  # and that one key fails alone in the plan
+        layout.local_path("/tmp/x", hostile)

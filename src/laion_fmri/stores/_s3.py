@@ -9,6 +9,7 @@ which obstore does not expose.
 
 from __future__ import annotations
 
+import html
 import re
 import urllib.parse
 from collections.abc import Iterator
@@ -474,13 +475,59 @@ class S3Store:
         import obstore
 
         folder = folder_prefix(prefix)
+        last = ""
         try:
             stream = obstore.list(self._list_store, folder or None, chunk_size=1000)
             for batch in stream:
                 for meta in batch:
-                    yield _info_from_meta(meta)
+                    info = _info_from_meta(meta)
+                    last = info.key
+                    yield info
         except Exception as exc:
-            raise map_error(exc, folder or "/", self.url, self._list_timeout) from exc
+            error = map_error(exc, folder or "/", self.url, self._list_timeout)
+            if isinstance(error, (SourceUnavailableError, AccessDeniedError, DataNotFoundError)):
+                raise error from exc
+            # The client library rejected a page (e.g. a key that XML cannot carry):
+            # list the rest ourselves, URL-encoded and tolerant, so one hostile key
+            # fails alone later instead of blocking the whole prefix.
+            yield from self._list_tolerant(folder, last)
+
+    def _list_tolerant(self, folder: str, after: str) -> Iterator[ObjectInfo]:
+        """ListObjectsV2 with ``encoding-type=url``, parsed entry by entry (skipping bad ones)."""
+        full_prefix = (self.prefix + "/" if self.prefix else "") + folder
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        bucket_url = self._base[: len(self._base) - len(urllib.parse.quote(self.prefix) + "/")] \
+            if self.prefix else self._base
+        token: str | None = None
+        start_after = (self.prefix + "/" + after) if (after and self.prefix) else after
+        while True:
+            query = {"list-type": "2", "prefix": full_prefix, "encoding-type": "url"}
+            if token:
+                query["continuation-token"] = token
+            elif start_after:
+                query["start-after"] = start_after
+            url = bucket_url + "?" + urllib.parse.urlencode(query)
+            try:
+                response = self._head_pool.request("GET", url, redirect=False, retries=False)
+            except Exception as exc:
+                raise map_error(exc, folder or "/", self.url, self._list_timeout) from exc
+            if response.status != 200:
+                raise status_error(response.status, response.data[:65536], folder or "/", self.url)
+            text = response.data.decode("utf-8", "replace")
+            for block in re.findall(r"<Contents>(.*?)</Contents>", text, re.S):
+                key = re.search(r"<Key>(.*?)</Key>", block, re.S)
+                size = re.search(r"<Size>(\d+)</Size>", block)
+                if not key or not size:
+                    continue
+                name = urllib.parse.unquote(html.unescape(key.group(1)))
+                etag = re.search(r"<ETag>(.*?)</ETag>", block, re.S)
+                yield ObjectInfo(name[strip:], int(size.group(1)),
+                                 unquote_etag(html.unescape(etag.group(1))) if etag else None, None)
+            more = re.search(r"<IsTruncated>\s*true\s*</IsTruncated>", text)
+            nxt = re.search(r"<NextContinuationToken>(.*?)</NextContinuationToken>", text, re.S)
+            if not more or not nxt:
+                return
+            token = html.unescape(nxt.group(1))
 
     def list_dirs(self, prefix: str = "") -> list[str]:
         """Sub-folders of the folder ``prefix``.
