@@ -254,17 +254,25 @@ def test_expired_urls_are_refreshed_and_partial_files_resume(
     key = layout.STIMULI_IMAGES_KEY
     info = store.head(key)
     target = layout.local_path(tmp_path, key)
-    target.parent.mkdir(parents=True)
     whole = (sample_root / key).read_bytes()
-    half = len(whole) // 2
-    layout.partial_path(target).write_bytes(whole[:half])
-    layout.partial_state_path(target).write_text(
-        json.dumps({"key": key, "etag": info.etag, "size": info.size}))
+    part = 16 * 1024
+    done = {"n": 0}
+
+    def stop_after_two_parts(_key: str, n: int) -> None:
+        done["n"] += n
+        if done["n"] >= 2 * part:
+            raise KeyboardInterrupt
+
     refreshes = service.count("/api/v1/refresh")
-    report = fetch_objects([info], store, tmp_path, n_jobs=1, progress=False, chunk_size=1024)
+    with pytest.raises(KeyboardInterrupt):
+        fetch_objects([info], store, tmp_path, n_jobs=1, connections=1, progress=False, chunk_size=1024,
+                      part_size=part, on_chunk=stop_after_two_parts)
+    assert service.count("/api/v1/refresh") == refreshes + 1  # the refused URL, refreshed once
+    assert json.loads(layout.partial_state_path(target).read_text())["done"].keys() == {"0"}
+    report = fetch_objects([info], store, tmp_path, n_jobs=1, connections=1, progress=False, chunk_size=1024,
+                           part_size=part)
     assert report.ok and target.read_bytes() == whole
-    assert report.bytes == len(whole) - half  # only the missing tail moved (HTTP Range)
-    assert service.count("/api/v1/refresh") == refreshes + 1
+    assert report.bytes == len(whole) - part  # only the missing parts moved (HTTP Range)
 
 
 def test_local_source_gates_images_with_the_same_agreement(local_source: Path, sample_root: Path,

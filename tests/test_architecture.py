@@ -148,6 +148,7 @@ LARGE_MODULES_PENDING_SPLIT = {
     "laion_fmri.download.plan",
     "laion_fmri.download.transfer",
     "laion_fmri.remote",
+    "laion_fmri.stores._s3",
 }
 
 

@@ -179,7 +179,7 @@ def test_cli_info_and_clear(downloaded: Path, capsys: pytest.CaptureFixture[str]
     assert "CORRUPT" in capsys.readouterr().out
     assert main(["cache", "clear"]) == 0
     assert list(cache.list_entries(downloaded)) == []
-    assert main(["cache", "info", "--subject", "sub-09"]) == 2
+    assert main(["cache", "info", "--subject", "sub-0_9"]) == 2
     assert "Unknown subject" in capsys.readouterr().err
 
 

@@ -7,6 +7,7 @@ loopback server (module-scoped) and leave the session bucket untouched.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -84,30 +85,36 @@ class _Abort(BaseException):
 
 
 class _Recorder:
-    """Wraps a real store, recording every GET (start offset and the answer's status)."""
+    """Wraps a real store, recording every GET (start, end, If-Match and the answer's status)."""
 
     def __init__(self, inner: object, ignore_range: bool = False) -> None:
         self.inner = inner
         self.url = inner.url  # type: ignore[attr-defined]
-        self.gets: list[tuple[int, str | None, int]] = []
+        self.gets: list[tuple[int, int | None, str | None, int]] = []
         self.ignore_range = ignore_range
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)
 
-    def open(self, key: str, start: int = 0, if_match: str | None = None, **kw: object):  # type: ignore[no-untyped-def]
+    def open(self, key: str, start: int = 0, if_match: str | None = None,  # type: ignore[no-untyped-def]
+             end: int | None = None, **kw: object):
         if self.ignore_range:  # a server that answers a ranged GET with the whole object
-            start, if_match = 0, None
+            start, end, if_match = 0, None, None
         try:
-            dl = self.inner.open(key, start=start, if_match=if_match, **kw)  # type: ignore[attr-defined]
+            dl = self.inner.open(key, start=start, if_match=if_match, end=end, **kw)  # type: ignore[attr-defined]
         except ObjectChangedError:
-            self.gets.append((start, if_match, 412))
+            self.gets.append((start, end, if_match, 412))
             raise
-        self.gets.append((start, if_match, dl.status))
+        self.gets.append((start, end, if_match, dl.status))
         return dl
 
 
-def _interrupt(store: S3Store, data_dir: Path, after_chunks: int = 2) -> Path:
+def _ranges(size: int = BIG_SIZE) -> list[tuple[int, int]]:
+    return [(a, min(a + CHUNK, size)) for a in range(0, size, CHUNK)]
+
+
+def _interrupt(store: S3Store, data_dir: Path, after_chunks: int = 9) -> Path:
+    """Stop a one-connection transfer in 1 MiB ranges in the middle of its third range."""
     seen = []
 
     def boom(key: str, n: int) -> None:
@@ -116,26 +123,26 @@ def _interrupt(store: S3Store, data_dir: Path, after_chunks: int = 2) -> Path:
             raise _Abort
 
     with pytest.raises(_Abort):
-        fetch_objects([store.head(BIG_KEY)], store, data_dir, n_jobs=1, progress=False,
-                      chunk_size=CHUNK, on_chunk=boom)
+        fetch_objects([store.head(BIG_KEY)], store, data_dir, n_jobs=1, connections=1, progress=False,
+                      chunk_size=CHUNK // 4, part_size=CHUNK, on_chunk=boom)
     target = layout.local_path(data_dir, BIG_KEY)
     assert not target.exists()  # nothing under the final name
-    part = layout.partial_path(target)
-    assert 0 < part.stat().st_size < BIG_SIZE
-    assert layout.partial_state_path(target).exists()
-    return part
+    state = json.loads(layout.partial_state_path(target).read_text())
+    assert sorted(state["done"]) == ["0", "1"]  # two whole ranges recorded, the third was cut
+    return layout.partial_path(target)
 
 
-def test_interrupted_transfer_resumes_with_range(own_s3: Server, big: bytes, data_dir: Path) -> None:
+def test_interrupted_transfer_resumes_missing_ranges(own_s3: Server, big: bytes, data_dir: Path) -> None:
     store = own_s3.store()
     part = _interrupt(store, data_dir)
-    have = part.stat().st_size
-    assert part.read_bytes() == big[:have]
+    assert part.read_bytes()[: 2 * CHUNK] == big[: 2 * CHUNK]
     rec = _Recorder(store)
-    report = fetch_objects([store.head(BIG_KEY)], rec, data_dir, progress=False, chunk_size=CHUNK)  # type: ignore[arg-type]
+    report = fetch_objects([store.head(BIG_KEY)], rec, data_dir, progress=False, chunk_size=CHUNK,  # type: ignore[arg-type]
+                           part_size=CHUNK)
     assert report.downloaded == [BIG_KEY] and not report.failed
-    assert rec.gets == [(have, hashlib.md5(big).hexdigest(), 206)]
-    assert report.bytes == BIG_SIZE - have
+    etag = hashlib.md5(big).hexdigest()
+    assert sorted(rec.gets) == [(a, b, etag, 206) for a, b in _ranges()[2:]]
+    assert report.bytes == BIG_SIZE - 2 * CHUNK
     target = layout.local_path(data_dir, BIG_KEY)
     assert target.read_bytes() == big
     assert not part.exists() and not layout.partial_state_path(target).exists()
@@ -144,25 +151,33 @@ def test_interrupted_transfer_resumes_with_range(own_s3: Server, big: bytes, dat
 def test_sigkilled_process_resumes(own_s3: Server, big: bytes, data_dir: Path) -> None:
     script = textwrap.dedent(f"""
         import time
-        from laion_fmri.remote import S3Store
+        from laion_fmri.stores import S3Store
         from laion_fmri.download.transfer import fetch_objects
         store = S3Store({BUCKET!r}, endpoint_url={own_s3.url!r})
-        fetch_objects([store.head({BIG_KEY!r})], store, {str(data_dir)!r}, progress=False,
-                      chunk_size={CHUNK}, on_chunk=lambda k, n: time.sleep(0.3))
+        fetch_objects([store.head({BIG_KEY!r})], store, {str(data_dir)!r}, n_jobs=2, connections=2,
+                      progress=False,
+                      chunk_size={CHUNK // 4}, part_size={CHUNK}, on_chunk=lambda k, n: time.sleep(0.1))
     """)
     proc = subprocess.Popen([sys.executable, "-c", script])
-    part = layout.partial_path(layout.local_path(data_dir, BIG_KEY))
+    state = layout.partial_state_path(layout.local_path(data_dir, BIG_KEY))
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (part.exists() and part.stat().st_size >= CHUNK):
-        time.sleep(0.02)
+    done: dict[str, object] = {}
+    while time.monotonic() < deadline and len(done) < 2:
+        try:
+            done = json.loads(state.read_text())["done"]
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
-    have = part.stat().st_size
-    assert CHUNK <= have < BIG_SIZE
+    done = json.loads(state.read_text())["done"]
+    assert 2 <= len(done) < len(_ranges())
     rec = _Recorder(own_s3.store())
-    report = fetch_objects([rec.head(BIG_KEY)], rec, data_dir, progress=False, chunk_size=CHUNK)  # type: ignore[arg-type]
+    report = fetch_objects([rec.head(BIG_KEY)], rec, data_dir, progress=False, chunk_size=CHUNK,  # type: ignore[arg-type]
+                           part_size=CHUNK)
     assert report.downloaded == [BIG_KEY]
-    assert rec.gets[0][0] == have and rec.gets[0][2] == 206
+    wanted = [r for i, r in enumerate(_ranges()) if str(i) not in done]
+    assert sorted((g[0], g[1]) for g in rec.gets) == wanted
+    assert report.bytes == sum(b - a for a, b in wanted)
     assert layout.local_path(data_dir, BIG_KEY).read_bytes() == big
 
 
@@ -172,14 +187,17 @@ def test_changed_object_restarts_from_zero(own_s3: Server, big: bytes, data_dir:
     _interrupt(store, data_dir)
     new = os.urandom(BIG_SIZE)
     own_s3.put(BIG_KEY, new)
-    # A stale listing: the guarded Range request fails with 412, then a clean restart.
+    # A stale listing: the guarded range requests fail with 412, then a clean restart.
     rec = _Recorder(store)
-    report = fetch_objects([stale], rec, data_dir, progress=False, chunk_size=CHUNK)  # type: ignore[arg-type]
+    report = fetch_objects([stale], rec, data_dir, n_jobs=1, connections=1, progress=False, chunk_size=CHUNK,  # type: ignore[arg-type]
+                           part_size=CHUNK)
     assert report.downloaded == [BIG_KEY] and not report.failed
-    assert [g[2] for g in rec.gets] == [412, 200] and rec.gets[1][0] == 0
+    fresh = hashlib.md5(new).hexdigest()
+    assert rec.gets[0][3] == 412
+    assert sorted(g for g in rec.gets if g[3] != 412) == [(a, b, fresh, 206) for a, b in _ranges()]
     assert layout.local_path(data_dir, BIG_KEY).read_bytes() == new
     with Manifest(data_dir) as m:
-        assert m.get(BIG_KEY)["etag"] == hashlib.md5(new).hexdigest()  # type: ignore[index]
+        assert m.get(BIG_KEY)["etag"] == fresh  # type: ignore[index]
 
 
 def test_fresh_listing_of_changed_object_does_not_resume(
@@ -190,8 +208,10 @@ def test_fresh_listing_of_changed_object_does_not_resume(
     new = os.urandom(BIG_SIZE)
     own_s3.put(BIG_KEY, new)
     rec = _Recorder(store)
-    fetch_objects([store.head(BIG_KEY)], rec, data_dir, progress=False, chunk_size=CHUNK)  # type: ignore[arg-type]
-    assert rec.gets == [(0, None, 200)]
+    fetch_objects([store.head(BIG_KEY)], rec, data_dir, progress=False, chunk_size=CHUNK,  # type: ignore[arg-type]
+                  part_size=CHUNK)
+    assert sorted((g[0], g[1]) for g in rec.gets) == _ranges()  # every range, none resumed
+    assert all(g[3] == 206 for g in rec.gets)
     assert layout.local_path(data_dir, BIG_KEY).read_bytes() == new
 
 
@@ -199,8 +219,11 @@ def test_server_ignoring_range_restarts_cleanly(own_s3: Server, big: bytes, data
     store = own_s3.store()
     _interrupt(store, data_dir)
     rec = _Recorder(store, ignore_range=True)
-    report = fetch_objects([store.head(BIG_KEY)], rec, data_dir, progress=False, chunk_size=CHUNK)  # type: ignore[arg-type]
-    assert report.downloaded == [BIG_KEY] and rec.gets == [(0, None, 200)]
+    report = fetch_objects([store.head(BIG_KEY)], rec, data_dir, n_jobs=1, connections=1, progress=False,  # type: ignore[arg-type]
+                           chunk_size=CHUNK, part_size=CHUNK)
+    assert report.downloaded == [BIG_KEY]
+    # The first ranged GET came back whole (200): one plain GET of the object follows.
+    assert rec.gets == [(0, None, None, 200), (0, None, None, 200)]
     assert layout.local_path(data_dir, BIG_KEY).read_bytes() == big
 
 

@@ -38,10 +38,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _headers(self, status: int, length: int, extra: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Length", str(length))
-        self.send_header("ETag", f'"{ETAG}"')
+        self.send_header("ETag", f'"{self.server.etag}"')
         self.send_header("Last-Modified", formatdate(0, usegmt=True))
         for name, value in (extra or {}).items():
             self.send_header(name, value)
+        if self.server.checksum and status in (200,) and self.headers.get("x-amz-checksum-mode"):
+            self.send_header("x-amz-checksum-crc32c", self.server.checksum)
         self.end_headers()
 
     def do_HEAD(self) -> None:
@@ -56,13 +58,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._headers(status, len(body))
             self.wfile.write(body)
             return
-        start = int(rng.split("=")[1].split("-")[0]) if rng else 0
-        data = BODY[start:]
+        first, _, last = rng.split("=")[1].partition("-") if rng else ("0", "", "")
+        start = int(first)
+        stop = int(last) + 1 if last else len(BODY)
+        data = BODY[start:stop]
         if self.server.corrupt:
             self.server.corrupt -= 1
-            data = data[:100] + bytes([data[100] ^ 0xFF]) + data[101:]  # same size, bad bytes
+            at = int.from_bytes(os.urandom(2), "big") if self.server.corrupt_random else 100
+            data = data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]  # same size, bad bytes
         if rng:
-            self._headers(206, len(data), {"Content-Range": f"bytes {start}-{len(BODY) - 1}/{len(BODY)}"})
+            self._headers(206, len(data), {"Content-Range": f"bytes {start}-{stop - 1}/{len(BODY)}"})
         else:
             self._headers(200, len(data))
         if self.server.cuts:
@@ -82,6 +87,9 @@ class _FaultyServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.statuses: list[int] = []
         self.corrupt = 0  # how many GETs answer with one flipped byte
+        self.corrupt_random = False  # flip a random byte (else always byte 100)
+        self.etag = ETAG
+        self.checksum: str | None = None  # x-amz-checksum-crc32c to send, if any
         self.cuts: list[int] = []  # bytes sent by successive GETs before the connection drops
         self.log: list[tuple[str | None, str | None]] = []
 
@@ -116,34 +124,36 @@ def test_5xx_retried_then_clear_error(faulty: _FaultyServer, tmp_path: Path) -> 
 def test_transient_5xx_recovers(faulty: _FaultyServer, tmp_path: Path) -> None:
     store = _store(faulty)
     info = store.head(KEY)
-    faulty.statuses = [503] * 4  # more than obstore's own retries absorb
+    faulty.statuses = [503] * 3  # no library retries below ours: each is one of our tries
     report = fetch_objects([info], store, tmp_path, progress=False, retries=3)
     assert report.downloaded == [KEY]
     assert layout.local_path(tmp_path, KEY).read_bytes() == BODY
 
 
 def test_connection_cut_mid_body_is_survived(faulty: _FaultyServer, tmp_path: Path) -> None:
+    # A small object is one GET; after a cut it is fetched again whole.
     store = _store(faulty)
     faulty.cuts = [(1 << 20) + 5000]
     report = fetch_objects([store.head(KEY)], store, tmp_path, progress=False, chunk_size=1 << 20)
     assert report.downloaded == [KEY] and not report.failed
     assert layout.local_path(tmp_path, KEY).read_bytes() == BODY
-    assert faulty.log[0] == (None, None)
-    assert all(r[0] and r[0].startswith("bytes=") for r in faulty.log[1:])
+    assert faulty.log == [(None, None), (None, None)]
 
 
-def test_repeated_cuts_resume_from_the_partial_file(faulty: _FaultyServer, tmp_path: Path) -> None:
-    # More cuts in a row than the client library retries on its own: our retry
-    # loop takes over and continues from the .part file with Range + If-Match.
+def test_repeated_cuts_refetch_only_the_cut_range(faulty: _FaultyServer, tmp_path: Path) -> None:
+    # In 1 MiB ranges: cuts in a row hit the first range; only that range is asked
+    # for again (with If-Match), the other ranges are fetched once each.
     store = _store(faulty)
-    faulty.cuts = [(1 << 20) + 5000] + [1000] * 5
-    report = fetch_objects([store.head(KEY)], store, tmp_path, progress=False, chunk_size=1 << 20)
+    faulty.cuts = [5000] * 4
+    report = fetch_objects([store.head(KEY)], store, tmp_path, n_jobs=1, connections=1, progress=False,
+                           chunk_size=1 << 16, part_size=1 << 20)
     assert report.downloaded == [KEY] and not report.failed
     assert layout.local_path(tmp_path, KEY).read_bytes() == BODY
-    ours = [r for r in faulty.log if r[1] == f'"{ETAG}"']  # only our resume sends If-Match
-    assert ours and ours[0][0].startswith("bytes=") and ours[0][0].endswith("-")
-    resumed_at = int(ours[0][0][len("bytes="):-1])
-    assert (1 << 20) <= resumed_at <= (1 << 20) + 5000  # where the .part file ended
+    ranges = [r for r, _ in faulty.log]
+    assert ranges.count(f"bytes=0-{(1 << 20) - 1}") == 5
+    assert len(ranges) == 5 + 3  # four ranges, the first one tried five times
+    assert all(m == f'"{ETAG}"' for _, m in faulty.log)
+    assert len(BODY) <= report.bytes <= len(BODY) + 4 * 5000  # cut attempts count too
 
 
 def test_backoff_grows_with_jitter() -> None:
@@ -157,7 +167,7 @@ def test_corrupted_body_is_caught_and_fetched_again(faulty: _FaultyServer, tmp_p
     store = _store(faulty)
     faulty.corrupt = 1
     report = fetch_objects([store.head(KEY)], store, tmp_path, progress=False)
-    assert report.downloaded == [KEY]
+    assert report.downloaded == [KEY] and not report.unverified
     assert layout.local_path(tmp_path, KEY).read_bytes() == BODY
     assert len(faulty.log) == 2 and faulty.log[1] == (None, None)  # restarted from byte 0
 
@@ -165,11 +175,28 @@ def test_corrupted_body_is_caught_and_fetched_again(faulty: _FaultyServer, tmp_p
 def test_corruption_every_time_fails_with_reason(faulty: _FaultyServer, tmp_path: Path) -> None:
     store = _store(faulty)
     faulty.corrupt = 100
+    faulty.corrupt_random = True  # different damage each time: never "the same bytes twice"
     with pytest.warns(UserWarning, match="corrupted"):
-        report = fetch_objects([store.head(KEY)], store, tmp_path, progress=False, retries=1)
+        report = fetch_objects([store.head(KEY)], store, tmp_path, progress=False, retries=2)
     assert "MD5" in report.failed[KEY] and KEY in report.failed[KEY]
+    assert "fetching it again" not in report.failed[KEY]
     target = layout.local_path(tmp_path, KEY)
     assert not target.exists() and not layout.partial_path(target).exists()
+
+
+def test_etag_that_is_not_an_md5_is_classified_after_two_identical_results(
+    faulty: _FaultyServer, tmp_path: Path
+) -> None:
+    # 32 hex digits that are not the MD5 of the body (some S3-compatible servers):
+    # two identical fetches, then it stops and says so instead of six retries.
+    store = _store(faulty)
+    faulty.etag = "0123456789abcdef0123456789abcdef"
+    report = fetch_objects([store.head(KEY)], store, tmp_path, progress=False)
+    assert report.downloaded == [KEY] and not report.failed
+    assert report.unverified == {KEY: "the server's ETag is not a content hash"}
+    assert "not a content hash" in str(report)
+    assert len(faulty.log) == 2
+    assert layout.local_path(tmp_path, KEY).read_bytes() == BODY
 
 
 def test_checksum_off_checks_sizes_only(faulty: _FaultyServer, tmp_path: Path) -> None:
@@ -180,3 +207,62 @@ def test_checksum_off_checks_sizes_only(faulty: _FaultyServer, tmp_path: Path) -
     assert report.downloaded == [KEY]
     with Manifest(tmp_path) as m:
         assert m.get(KEY)["md5"] is None  # type: ignore[index]
+
+
+def test_opaque_etag_is_size_checked_and_said_once(faulty: _FaultyServer, tmp_path: Path) -> None:
+    from laion_fmri.download import verify
+    from laion_fmri.download._content import OPAQUE_ETAG
+
+    store = _store(faulty)
+    faulty.etag = "opaque-version-7"
+    report = fetch_objects([store.head(KEY)], store, tmp_path, progress=False)
+    assert report.downloaded == [KEY] and report.unverified == {KEY: OPAQUE_ETAG}
+    assert str(report).count("no content check was possible") == 1
+    assert len(faulty.log) == 1  # never retried for an ETag that cannot be checked
+    result = verify(data_dir=tmp_path)
+    assert result.ok == [KEY] and result.size_only == [KEY]
+    assert "size-checked only" in str(result)
+
+
+def test_checksum_header_catches_damage_behind_an_opaque_etag(
+    faulty: _FaultyServer, tmp_path: Path
+) -> None:
+    import base64
+
+    from laion_fmri.download._content import crc_update
+    from laion_fmri.download.manifest import Manifest
+
+    store = _store(faulty)
+    faulty.etag = "opaque-version-8"
+    faulty.checksum = base64.b64encode(crc_update("crc32c", BODY).to_bytes(4, "big")).decode()
+    faulty.corrupt = 1
+    faulty.corrupt_random = True
+    report = fetch_objects([store.head(KEY)], store, tmp_path, progress=False)
+    assert report.downloaded == [KEY] and not report.unverified
+    assert len(faulty.log) == 2  # the damaged body was caught by the CRC and fetched again
+    assert layout.local_path(tmp_path, KEY).read_bytes() == BODY
+    with Manifest(tmp_path) as m:
+        assert m.get(KEY)["content"] == "checksum"  # type: ignore[index]
+
+
+def test_verify_on_a_read_only_data_dir(
+    faulty: _FaultyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from laion_fmri.download import api, verify
+
+    store = _store(faulty)
+    fetch_objects([store.head(KEY)], store, tmp_path, progress=False)
+    lock = layout.lock_path(tmp_path)
+    lock.unlink(missing_ok=True)
+    lock.mkdir()  # taking the lock would now fail: verify must not need it
+    manifest = layout.manifest_path(tmp_path)
+    before = manifest.read_bytes()
+    monkeypatch.setattr(api, "_writable", lambda root: False)
+    path = layout.local_path(tmp_path, KEY)
+    data = bytearray(path.read_bytes())
+    data[10] ^= 1
+    path.write_bytes(bytes(data))
+    result = verify(data_dir=tmp_path, repair=True)
+    assert result.read_only and result.altered == [KEY]
+    assert "read-only" in result.failed[KEY] and "cannot repair" in str(result)
+    assert manifest.read_bytes() == before and path.read_bytes() == bytes(data)

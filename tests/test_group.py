@@ -23,7 +23,7 @@ def test_load_all_and_index(shared_downloaded: Path) -> None:
     with pytest.raises(KeyError, match="sub-05"):
         group["sub-05"]
     with pytest.raises(SubjectNotFoundError):
-        group["sub-99"]
+        group["sub-9_9"]
     with pytest.raises(TypeError):
         group[1.5]  # type: ignore[index]
     with pytest.raises(IndexError):

@@ -31,10 +31,18 @@ def test_session_forms_round_trip(n: int) -> None:
         assert layout.normalize_session(form) == canonical
 
 
-@pytest.mark.parametrize("bad", ["sub-99", "sub-3x", "", None, True, 2.0, "subject-03"])
+@pytest.mark.parametrize("bad", ["sub-", "sub-3_x", "", None, True, 2.0, "subject-03", "sub-../x"])
 def test_bad_subjects_raise(bad: object) -> None:
     with pytest.raises(SubjectNotFoundError, match="Valid subjects"):
         layout.normalize_subject(bad)
+
+
+def test_any_well_formed_subject_label_is_accepted() -> None:
+    # Whether it exists is the source's listing's business (download checks it).
+    assert layout.normalize_subject("sub-99") == "sub-99"
+    assert layout.normalize_subject("sub-3x") == "sub-3x"
+    with pytest.raises(SubjectNotFoundError, match="Valid subjects: sub-01"):
+        layout.normalize_subject("sub-99", known=["sub-01"])
 
 
 @pytest.mark.parametrize("bad", ["first", "", None, True, "ses-", "ses-1a"])

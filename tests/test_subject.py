@@ -71,7 +71,7 @@ def test_load_subject_errors(data_dir: Path) -> None:
     with pytest.raises(DataNotDownloadedError, match=r'download\(subject="sub-03"\)'):
         load_subject("sub-03", data_dir=data_dir)
     with pytest.raises(SubjectNotFoundError, match="Valid subjects"):
-        load_subject("sub-02", data_dir=data_dir)
+        load_subject("subject-2", data_dir=data_dir)
 
 
 def test_sessions_and_voxels(sub: Subject, shared_downloaded: Path) -> None:

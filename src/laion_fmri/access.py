@@ -28,11 +28,10 @@ import os
 import re
 import sys
 import tempfile
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,17 +40,15 @@ from typing import Any
 from laion_fmri import layout
 from laion_fmri.agreements import Agreement
 from laion_fmri.errors import (
-    AccessDeniedError,
     AccessNotFoundError,
     AccessRevokedError,
     AccessServiceError,
-    DataNotFoundError,
     LicenseNotAcceptedError,
     RateLimitedError,
     SourceUnavailableError,
     TermsOutdatedError,
 )
-from laion_fmri.remote import DEFAULT_CHUNK_SIZE, ObjectInfo
+from laion_fmri.stores.base import is_loopback_host, redact
 
 __all__ = [
     "ACCEPT_PROMPT",
@@ -62,7 +59,6 @@ __all__ = [
     "AccessDetails",
     "Grant",
     "Manifest",
-    "PresignedStore",
     "RemoteFile",
     "access_url",
     "auth_path",
@@ -132,8 +128,13 @@ def access_url(server_url: str | None = None) -> str:
     """
     url = server_url or os.environ.get(ENV_ACCESS_URL) or DEFAULT_ACCESS_URL
     parsed = urllib.parse.urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise AccessServiceError(f"Access service URL {url!r} must look like https://host[:port].")
+    host = parsed.hostname or ""
+    if not (parsed.scheme == "https" or (parsed.scheme == "http" and is_loopback_host(host))) \
+            or not host or parsed.query or parsed.fragment:
+        raise AccessServiceError(
+            f"Access service URL {redact(url)!r} must look like https://host[:port] "
+            "(plain http only to this machine, for tests)."
+        )
     return url.rstrip("/")
 
 
@@ -386,6 +387,23 @@ def _service_error(status: int, body: bytes, headers: Any, what: str) -> AccessS
     return AccessServiceError(f"The access service answered HTTP {status} to {what}{suffix}.")
 
 
+_MAX_REPLY_BYTES = 16 * 1024 * 1024
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to the same scheme and host (no downgrade, no other host)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        old = urllib.parse.urlsplit(req.full_url)
+        new = urllib.parse.urlsplit(urllib.parse.urljoin(req.full_url, newurl))
+        if (new.scheme, new.hostname, new.port) != (old.scheme, old.hostname, old.port):
+            raise AccessServiceError(
+                f"The access service redirected to another place ({redact(newurl)[:200]!r}); "
+                "refusing to follow it. Check LAION_FMRI_ACCESS_URL."
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 class AccessClient:
     """Small JSON client of the stimulus access service.
 
@@ -412,17 +430,20 @@ class AccessClient:
         data = urllib.parse.urlencode(form).encode("ascii") if form is not None else None
         req = urllib.request.Request(url, data=data, method=method, headers={"Accept": "application/json"})
         what = f"{method} {path}"
+        opener = urllib.request.build_opener(_SameOriginRedirects())
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                body = resp.read()
+            with opener.open(req, timeout=self.timeout) as resp:
+                body = resp.read(_MAX_REPLY_BYTES + 1)
         except urllib.error.HTTPError as exc:
-            raise _service_error(exc.code, exc.read(), exc.headers, what) from None
+            raise _service_error(exc.code, exc.read(65536), exc.headers, what) from None
         except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
+            reason = redact(str(getattr(exc, "reason", exc)))
             raise SourceUnavailableError(
                 f"Cannot reach the access service at {self.server_url} ({reason}). Check the "
                 f"network or {ENV_ACCESS_URL}."
-            ) from exc
+            ) from None
+        if len(body) > _MAX_REPLY_BYTES:
+            raise AccessServiceError(f"The access service sent an oversized answer to {what}.")
         try:
             result = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -526,6 +547,20 @@ def auth_path() -> Path:
     return Path(base) / "laion-fmri" / "auth.json"
 
 
+def _open_nofollow(path: str, flags: int) -> int:
+    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
+
+
+def _check_grant_folder(folder: Path) -> None:
+    """Refuse a grant folder others can write (they could swap the grant file)."""
+    st = folder.stat()
+    if st.st_mode & 0o022:
+        raise AccessServiceError(
+            f"The folder {folder} holding the access grant can be written by other users "
+            f"(mode {st.st_mode & 0o777:o}); refusing to use it. Fix: chmod 700 {folder}"
+        )
+
+
 def save_grant(request_id: str, email: str | None = None, server_url: str | None = None) -> Path:
     """Store the request id with mode 0600, atomically (never world-readable, even briefly).
 
@@ -556,6 +591,7 @@ def save_grant(request_id: str, email: str | None = None, server_url: str | None
         raise ValueError("A request id is a non-empty string like 'lfm_...'.")
     path = auth_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _check_grant_folder(path.parent)
     record = {
         "server_url": access_url(server_url),
         "request_id": request_id.strip(),
@@ -596,9 +632,13 @@ def load_grant(server_url: str | None = None) -> str | None:
     if env:
         return env
     path = auth_path()
+    if not path.exists():
+        return None
+    _check_grant_folder(path.parent)
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        with open(path, encoding="utf-8", opener=_open_nofollow) as fh:
+            record = json.loads(fh.read(65536))
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(record, dict) or record.get("server_url") != access_url(server_url):
         return None
@@ -840,183 +880,10 @@ def ensure_local_terms(
 
 
 # --------------------------------------------------------------------------- presigned store
-class _HTTPDownload:
-    def __init__(self, resp: Any, info: ObjectInfo, start: int, chunk_size: int) -> None:
-        self._resp = resp
-        self.info = info
-        self.status = int(resp.status)
-        self.start = start if self.status == 206 else 0
-        content_range = resp.headers.get("Content-Range") or ""
-        m = re.match(r"bytes (\d+)-", content_range)
-        if self.status == 206 and m:
-            self.start = int(m.group(1))
-        self._chunk_size = chunk_size
+def __getattr__(name: str) -> Any:
+    # Moved to laion_fmri.stores._presigned; kept importable from here.
+    if name == "PresignedStore":
+        from laion_fmri.stores._presigned import PresignedStore
 
-    def __iter__(self) -> Iterator[bytes]:
-        try:
-            while chunk := self._resp.read(self._chunk_size):
-                yield chunk
-        except OSError as exc:
-            raise SourceUnavailableError(f"Transfer of {self.info.key!r} broke off ({exc}).") from exc
-
-    def __enter__(self) -> _HTTPDownload:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._resp.close()
-
-
-class PresignedStore:
-    """A read-only :class:`~laion_fmri.remote.Store` over the access service's presigned URLs.
-
-    Sizes and sha256 come from the public manifest, so the download engine can
-    skip files already on disk without asking for a grant; URLs are fetched
-    (``refresh``) only when a byte has to move, and once more when they expire.
-
-    Parameters
-    ----------
-    client : AccessClient
-    manifest : Manifest
-    request_id : callable
-        Returns the request id; called on first need (may prompt).
-
-    Examples
-    --------
-    >>> store = PresignedStore(AccessClient(), manifest, lambda: "lfm_x")  # doctest: +SKIP
-    """
-
-    def __init__(self, client: AccessClient, manifest: Manifest, request_id: Callable[[], str]) -> None:
-        self.client = client
-        self.url = client.server_url
-        self._files = {f.key: f for f in manifest.files}
-        self._request_id = request_id
-        self._urls: dict[str, str] | None = None
-        self._lock = threading.Lock()  # parallel transfers must not prompt twice
-
-    def _info(self, f: RemoteFile) -> ObjectInfo:
-        # The sha256 stands in for an ETag: it names the content, which lets the
-        # engine resume a partial file (the final sha256 check catches a change).
-        etag = f"sha256-{f.sha256}" if f.sha256 else None
-        return ObjectInfo(f.key, f.size, etag, None, f.sha256)
-
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Every gated file under ``prefix``.
-
-        Parameters
-        ----------
-        prefix : str
-            Key prefix.
-
-        Yields
-        ------
-        ObjectInfo
-        """
-        for key in sorted(self._files):
-            if key.startswith(prefix):
-                yield self._info(self._files[key])
-
-    def list_dirs(self, prefix: str = "") -> list[str]:
-        """Sub-folders of ``prefix`` among the gated files.
-
-        Parameters
-        ----------
-        prefix : str
-            Folder prefix.
-
-        Returns
-        -------
-        list of str
-        """
-        folder = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        out = {folder + k[len(folder):].split("/", 1)[0] + "/"
-               for k in self._files if k.startswith(folder) and "/" in k[len(folder):]}
-        return sorted(out)
-
-    def head(self, key: str) -> ObjectInfo:
-        """Size and sha256 of a gated file (from the manifest).
-
-        Parameters
-        ----------
-        key : str
-            Bucket-layout key.
-
-        Returns
-        -------
-        ObjectInfo
-
-        Raises
-        ------
-        DataNotFoundError
-            If the key is not a gated file.
-        """
-        f = self._files.get(key)
-        if f is None:
-            raise DataNotFoundError(f"{key!r} is not one of the gated stimulus files at {self.url}.")
-        return self._info(f)
-
-    def _refresh(self, stale: dict[str, str] | None) -> dict[str, str]:
-        with self._lock:
-            if self._urls is None or self._urls is stale:
-                grant = self.client.refresh(self._request_id())
-                self._urls = {f.key: f.url for f in grant.files if f.url}
-            return self._urls
-
-    def open(
-        self, key: str, start: int = 0, if_match: str | None = None,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
-    ) -> _HTTPDownload:
-        """GET a gated file from its presigned URL, from byte ``start``.
-
-        The first call fetches URLs (``refresh``; may prompt for access); a
-        refused URL (expired) is refreshed once.
-
-        Parameters
-        ----------
-        key : str
-            Bucket-layout key.
-        start : int
-            First byte wanted (HTTP ``Range``).
-        if_match : str, optional
-            Not sent: presigned S3 URLs carry their own ETag; the engine's sha256
-            check guards resumed files instead.
-        chunk_size : int
-            Bytes per yielded chunk.
-
-        Returns
-        -------
-        Download
-            Context manager; iterate for the byte chunks.
-
-        Raises
-        ------
-        AccessDeniedError, DataNotFoundError, SourceUnavailableError
-        """
-        info = self.head(key)
-        urls = self._urls if self._urls is not None else self._refresh(None)
-        for attempt in range(2):
-            if attempt:
-                urls = self._refresh(urls)  # the URLs expired: fetch fresh ones once
-            url = urls.get(key)
-            if url is None:
-                raise DataNotFoundError(f"The access grant holds no URL for {key!r}.")
-            headers = {"Range": f"bytes={int(start)}-"} if start > 0 else {}
-            req = urllib.request.Request(url, headers=headers)
-            try:
-                resp = urllib.request.urlopen(req, timeout=HTTP_TIMEOUT)
-            except urllib.error.HTTPError as exc:
-                exc.close()
-                if exc.code == 403 and attempt == 0:
-                    continue  # presigned URL expired: refresh once
-                if exc.code == 403:
-                    raise AccessDeniedError(
-                        f"The presigned URL for {key!r} was refused (HTTP 403)."
-                    ) from None
-                if exc.code == 404:
-                    raise DataNotFoundError(f"{key!r} is missing behind its presigned URL.") from None
-                if exc.code == 416:
-                    raise SourceUnavailableError(f"Range request for {key!r} was refused (416).") from None
-                raise SourceUnavailableError(f"HTTP {exc.code} while fetching {key!r}.") from None
-            except (urllib.error.URLError, OSError) as exc:
-                raise SourceUnavailableError(f"Cannot fetch {key!r}: {getattr(exc, 'reason', exc)}") from exc
-            return _HTTPDownload(resp, info, start, chunk_size)
-        raise AccessDeniedError(f"The presigned URL for {key!r} was refused.")  # pragma: no cover
+        return PresignedStore
+    raise AttributeError(f"module 'laion_fmri.access' has no attribute {name!r}")

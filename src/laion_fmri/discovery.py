@@ -30,7 +30,7 @@ from laion_fmri.errors import (
     SourceUnavailableError,
     SubjectNotFoundError,
 )
-from laion_fmri.remote import LocalStore, Store, open_store
+from laion_fmri.stores import LocalStore, Store, open_store
 
 T = TypeVar("T")
 
@@ -112,9 +112,14 @@ def _require_subject(store: Store, subject: str) -> None:
 
 
 def _subjects(store: Store) -> list[str]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    roots = (layout.GLM_ROOT, layout.ROI_ROOT)
+    with ThreadPoolExecutor(max_workers=len(roots)) as pool:  # two listings at once
+        listings = list(pool.map(lambda root: store.list_dirs(root + "/"), roots))
     found: set[str] = set()
-    for root in (layout.GLM_ROOT, layout.ROI_ROOT):
-        for prefix in store.list_dirs(root + "/"):
+    for prefixes in listings:
+        for prefix in prefixes:
             name = prefix.rstrip("/").rsplit("/", 1)[-1]
             if name.startswith("sub-"):
                 found.add(name)

@@ -94,18 +94,23 @@ def suggest(word: object, options: Iterable[object], n: int = 3) -> str:
 
 
 _SUB_RE = re.compile(r"^(?:sub-)?0*(\d{1,3})$")
+_SUB_LABEL_RE = re.compile(r"^(?:sub-)?[A-Za-z0-9]{1,32}$")
 _SES_RE = re.compile(r"^(?:ses-)?0*(\d{1,3})$")
 
 
-def normalize_subject(subject: object, known: Iterable[str] = SUBJECTS) -> str:
-    """Return the canonical ``sub-XX`` id for ``"sub-03"``, ``"03"``, ``"3"`` or ``3``.
+def normalize_subject(subject: object, known: Iterable[str] | None = None) -> str:
+    """Return the canonical ``sub-<label>`` id for ``"sub-03"``, ``"03"``, ``"3"`` or ``3``.
+
+    Any well-formed BIDS label is accepted (numbers are zero-padded to two
+    digits); whether the subject exists is the source's listing's business
+    (see :func:`laion_fmri.discovery.get_subjects`), not a list in the code.
 
     Parameters
     ----------
     subject : str or int
         Subject label; an integer is the label number, not a position.
-    known : iterable of str
-        The valid subject ids.
+    known : iterable of str, optional
+        When given, the value must also be one of these ids.
 
     Returns
     -------
@@ -114,14 +119,15 @@ def normalize_subject(subject: object, known: Iterable[str] = SUBJECTS) -> str:
     Raises
     ------
     SubjectNotFoundError
-        If the value is malformed or not one of ``known``.
+        If the value is malformed, or not one of ``known`` when that is given.
 
     Examples
     --------
     >>> normalize_subject(3)
     'sub-03'
+    >>> normalize_subject("sub-12")
+    'sub-12'
     """
-    known = tuple(known)
     text: str | None = None
     if isinstance(subject, bool):
         text = None
@@ -129,12 +135,19 @@ def normalize_subject(subject: object, known: Iterable[str] = SUBJECTS) -> str:
         text = str(subject)
     elif isinstance(subject, str):
         text = subject.strip()
-    match = _SUB_RE.match(text) if text is not None else None
-    candidate = f"sub-{int(match.group(1)):02d}" if match else None
-    if candidate is None or candidate not in known:
+    candidate = None
+    if text is not None:
+        match = _SUB_RE.match(text)
+        if match:
+            candidate = f"sub-{int(match.group(1)):02d}"
+        elif _SUB_LABEL_RE.match(text):
+            candidate = text if text.startswith("sub-") else f"sub-{text}"
+    valid = tuple(known) if known is not None else None
+    if candidate is None or (valid is not None and candidate not in valid):
+        listed = f"Valid subjects: {', '.join(valid)}" if valid is not None else (
+            "Valid subjects look like 'sub-03'")
         raise SubjectNotFoundError(
-            f"Unknown subject {subject!r}. Valid subjects: {', '.join(known)} "
-            "(also accepted as '03' or 3)."
+            f"Unknown subject {subject!r}. {listed} (also accepted as '03' or 3)."
         )
     return candidate
 

@@ -13,7 +13,7 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 from xml.sax.saxutils import escape
 
 _NS = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -56,8 +56,13 @@ class ListingServer:
         with self._lock:
             self.counts[kind] += 1
 
-    def page(self, prefix: str, token: str | None, max_keys: int, delimiter: str | None) -> bytes:
-        """One ListObjectsV2 result page as XML."""
+    def page(self, prefix: str, token: str | None, max_keys: int, delimiter: str | None,
+             url_encoded: bool = False) -> bytes:
+        """One ListObjectsV2 result page as XML (keys percent-encoded with ``encoding-type=url``).
+
+        Keys are written as they are otherwise, so a key with a control character
+        makes a page that XML parsers reject (as some servers do).
+        """
         start = bisect.bisect_left(self.keys, token if token else prefix)
         if token:
             start = bisect.bisect_right(self.keys, token)
@@ -89,8 +94,9 @@ class ListingServer:
         if truncated:
             parts.append(f"<NextContinuationToken>{escape(next_token)}</NextContinuationToken>")
         for key in contents:
+            shown = quote(key, safe="/") if url_encoded else escape(key)
             parts.append(
-                f"<Contents><Key>{escape(key)}</Key><LastModified>2025-01-01T00:00:00.000Z"
+                f"<Contents><Key>{shown}</Key><LastModified>2025-01-01T00:00:00.000Z"
                 f'</LastModified><ETag>"0cc175b9c0f1b6a831c399e269772661"</ETag>'
                 f"<Size>{self.size}</Size><StorageClass>STANDARD</StorageClass></Contents>"
             )
@@ -124,6 +130,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = state.page(
                 query.get("prefix", ""), query.get("continuation-token") or query.get("start-after"),
                 min(int(query.get("max-keys", "1000")), 1000), query.get("delimiter"),
+                query.get("encoding-type") == "url",
             )
             self._send(200, body)
             return

@@ -29,6 +29,9 @@ the response in a chosen way:
 ``ignore_range``
     drop the ``Range`` header before forwarding, so the client gets ``200`` and
     the whole object.
+``flip``
+    pass the response through with one byte changed (at ``fraction`` of the
+    body; length and headers kept): damage that only a content check catches.
 ``passthrough``
     forward unchanged (useful with ``before`` to run a hook, e.g. overwriting
     the object upstream right before the request is served).
@@ -59,6 +62,7 @@ FAULTS = (
     "drip",
     "status",
     "ignore_range",
+    "flip",
     "passthrough",
 )
 
@@ -388,6 +392,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._record(status, fault, len(body))
             return
         cut = max(1, min(len(body) - 1, int(len(body) * rule.fraction))) if len(body) > 1 else 0
+        if fault == "flip" and body:
+            at = min(len(body) - 1, int(len(body) * rule.fraction))
+            body = body[:at] + bytes([body[at] ^ 0x01]) + body[at + 1:]
+            self._start(status, reason, headers, len(body))
+            self.wfile.write(body)
+            self.wfile.flush()
+            self._record(status, fault, len(body))
+            return
         try:
             if fault == "reset":
                 self._start(status, reason, headers, len(body))

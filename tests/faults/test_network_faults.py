@@ -8,6 +8,7 @@ nothing else in the data directory changed.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def test_short_response_with_multipart_etag_is_rejected(
         (source / key).write_bytes(body)
         before = snapshot(data_dir)
         proxy.add(Rule("short_length", match=key, times=1))
-        report = fetch_objects(objects, store, data_dir, n_jobs=1, progress=False)
+        report = fetch_objects(objects, store, data_dir, n_jobs=1, connections=1, progress=False)
         assert report.failed == {}
         verified = assert_mirror(data_dir, source, [key], before, snapshot(data_dir))
         fault_log("short_length_multipart", injected=1, bytes_verified=verified)
@@ -203,19 +204,24 @@ def test_noop_rerun_makes_no_get(proxy, data_dir, sample_root, snapshot):  # typ
 
 
 # --------------------------------------------------------------------------- resume-level faults
+#: Range size for the resume tests: the tiny betas file (~770 kB) travels in several ranges.
+PART = 128 * 1024
+
+
 def _interrupted_part(proxy, data_dir: Path, chunk_size: int):  # type: ignore[no-untyped-def]
-    """Leave a half-written ``.part`` with its resume record, as a crash would."""
+    """Leave a ``.part`` with two completed ranges and its resume record, as a crash would."""
     store = open_store()
     objects = [o for o in store.list(layout.session_func_prefix(SUB, SES)) if o.key == BETAS_KEY]
+    proxy.add(Rule("passthrough", match=BETAS_KEY, times=2, only_ranged=True))
     rule = proxy.add(Rule("truncate", match=BETAS_KEY, times=None, fraction=0.4))
     with pytest.warns(UserWarning, match="Giving up"):
-        report = fetch_objects(objects, store, data_dir, n_jobs=1, progress=False,
-                               chunk_size=chunk_size, retries=0)
+        report = fetch_objects(objects, store, data_dir, n_jobs=1, connections=1, progress=False,
+                               chunk_size=chunk_size, part_size=PART, retries=0)
     proxy.clear()
     assert set(report.failed) == {BETAS_KEY}
     target = layout.local_path(data_dir, BETAS_KEY)
-    part = layout.partial_path(target)
-    assert part.is_file() and 0 < part.stat().st_size < objects[0].size
+    assert layout.partial_path(target).is_file()
+    assert sorted(json.loads(layout.partial_state_path(target).read_text())["done"]) == ["0", "1"]
     assert not target.exists()
     return store, objects, rule.fired
 
@@ -227,7 +233,9 @@ def test_server_ignoring_range_restarts_from_zero(
     store, objects, fired = _interrupted_part(proxy, data_dir, chunk_size=64 * 1024)
     proxy.reset_records()
     proxy.add(Rule("ignore_range", match=BETAS_KEY, times=None))
-    report = fetch_objects(objects, store, data_dir, n_jobs=1, progress=False, chunk_size=64 * 1024)
+    report = fetch_objects(objects, store, data_dir, n_jobs=1, connections=1, progress=False,
+                           chunk_size=64 * 1024,
+                           part_size=PART)
     assert report.failed == {}
     assert any(r.range and r.status == 200 for r in proxy.requests("GET", BETAS_KEY))
     verified = assert_mirror(data_dir, sample_root, [BETAS_KEY], before, snapshot(data_dir))
@@ -237,14 +245,15 @@ def test_server_ignoring_range_restarts_from_zero(
 def test_resume_uses_range_and_if_match(proxy, data_dir, sample_root, snapshot, fault_log):  # type: ignore[no-untyped-def]
     before = snapshot(data_dir)
     store, objects, fired = _interrupted_part(proxy, data_dir, chunk_size=64 * 1024)
-    part_size = layout.partial_path(layout.local_path(data_dir, BETAS_KEY)).stat().st_size
     proxy.reset_records()
-    report = fetch_objects(objects, store, data_dir, n_jobs=1, progress=False, chunk_size=64 * 1024)
+    report = fetch_objects(objects, store, data_dir, n_jobs=1, connections=1, progress=False,
+                           chunk_size=64 * 1024,
+                           part_size=PART)
     assert report.failed == {}
     gets = proxy.requests("GET", BETAS_KEY)
-    assert gets[0].range in (f"bytes={part_size}-{objects[0].size - 1}", f"bytes={part_size}-")
-    assert gets[0].if_match and objects[0].etag in gets[0].if_match
-    assert report.bytes == objects[0].size - part_size
+    assert gets[0].range == f"bytes={2 * PART}-{3 * PART - 1}"  # the first missing range
+    assert all(g.if_match and objects[0].etag in g.if_match for g in gets)
+    assert report.bytes == objects[0].size - 2 * PART
     verified = assert_mirror(data_dir, sample_root, [BETAS_KEY], before, snapshot(data_dir))
     fault_log("resume_after_truncation", injected=fired, bytes_verified=verified)
 
@@ -259,8 +268,8 @@ def test_object_changed_before_resume_restarts(
     s3_server.put(BETAS_KEY, changed)
     try:
         proxy.reset_records()
-        report = fetch_objects(objects, store, data_dir, n_jobs=1, progress=False,
-                               chunk_size=64 * 1024)
+        report = fetch_objects(objects, store, data_dir, n_jobs=1, connections=1, progress=False,
+                               chunk_size=64 * 1024, part_size=PART)
         assert report.failed == {}
         statuses = [(r.range is not None, r.status) for r in proxy.requests("GET", BETAS_KEY)]
         assert (True, 412) in statuses  # the stale resume was refused by If-Match
@@ -276,13 +285,13 @@ def test_object_changed_before_resume_restarts(
 def test_object_changed_during_transparent_retry(
     proxy, s3_server, data_dir, sample_root, tmp_path, snapshot, fault_log
 ):  # type: ignore[no-untyped-def]
-    """The client's own mid-body retry (Range) hits a newer version of the object."""
+    """The client's own retry after a cut hits a newer version of the object."""
     original = (sample_root / BETAS_KEY).read_bytes()
     changed = bytes(b ^ 0xA5 for b in original)
     _prepare(data_dir)
     before = snapshot(data_dir)
     proxy.add(Rule("reset", match=BETAS_KEY, times=1))
-    proxy.add(Rule("passthrough", match=BETAS_KEY, times=1, only_ranged=True,
+    proxy.add(Rule("passthrough", match=BETAS_KEY, times=1,
                    before=lambda: s3_server.put(BETAS_KEY, changed)))
     try:
         report = _download(data_dir)
@@ -340,3 +349,18 @@ def test_listing_page_that_keeps_failing_is_an_error_not_a_short_plan(fault_log)
         assert seen == keys[:1000]  # what came before the failure, never silently "complete"
         fault_log("listing_page2_down", injected=sum(r.fault == "status" for r in fp.records),
                   bytes_verified=0)
+
+
+def test_listing_page_the_client_library_rejects_does_not_block_the_prefix():  # type: ignore[no-untyped-def]
+    """A key XML cannot carry makes the page unparseable: the rest is listed anyway."""
+    from faults.listing import ListingServer
+    from laion_fmri.errors import UnsafeKeyError
+
+    base = f"derivatives/glmsingle-tedana/{SUB}/"
+    hostile = base + "bad\x01name.json"
+    keys = [f"{base}k{i:04d}.bin" for i in range(2500)] + [hostile]
+    with ListingServer("rejected", keys) as server:
+        listed = [o.key for o in _paged_store(server.url, "rejected").list(layout.subject_glm_prefix(SUB))]
+    assert sorted(listed) == sorted(keys)  # nothing lost, nothing twice
+    with pytest.raises(UnsafeKeyError):  # and that one key fails alone in the plan
+        layout.local_path("/tmp/x", hostile)

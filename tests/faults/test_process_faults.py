@@ -7,6 +7,7 @@ Downloads that must be killed or run side by side run in child processes
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -52,7 +53,9 @@ _FETCH_ONE = textwrap.dedent(
     from laion_fmri.remote import open_store
     store = open_store()
     objs = [o for o in store.list({prefix!r}) if o.key == {key!r}]
-    report = fetch_objects(objs, store, sys.argv[1], n_jobs=1, progress=False, chunk_size=65536)
+    report = fetch_objects(objs, store, sys.argv[1], n_jobs=1, connections=1, progress=False,
+                           chunk_size=65536,
+                           part_size={part})
     sys.exit(1 if report.failed else 0)
     """
 )
@@ -76,6 +79,20 @@ def _wait_for_part(target: Path, proc: subprocess.Popen, min_bytes: int, timeout
                 return size
         time.sleep(0.01)
     raise AssertionError(f"{part} never reached {min_bytes} bytes")
+
+
+def _wait_for_ranges(target: Path, proc: subprocess.Popen, n: int, timeout: float = 60) -> dict:  # type: ignore[type-arg]
+    """Wait until the resume record lists ``n`` completed ranges; return them."""
+    state = layout.partial_state_path(target)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            done = json.loads(state.read_text())["done"]
+            if len(done) >= n:
+                return done  # type: ignore[no-any-return]
+        time.sleep(0.01)
+    raise AssertionError(f"{state} never listed {n} completed ranges")
 
 
 def _wait_for_request(proxy, proc: subprocess.Popen, key: str, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
@@ -116,27 +133,36 @@ def test_sigkill_mid_download_then_rerun(
     fault_log("sigkill_download", injected=1, bytes_verified=verified)
 
 
+PART = 128 * 1024
+
+
 def test_sigkill_then_resume_with_range(
     proxy, s3_server, data_dir, sample_root, snapshot, fault_log
 ):  # type: ignore[no-untyped-def]
     before = snapshot(data_dir)
-    proxy.add(Rule("drip", match=BETAS_KEY, times=1, drip_bytes=16384, drip_interval=0.02))
+    proxy.add(Rule("drip", match=BETAS_KEY, times=None, drip_bytes=16384, drip_interval=0.02))
     env = subprocess_env(proxy.url, s3_server.bucket)
     prefix = layout.session_func_prefix(SUB, SES)
-    proc = _spawn(_FETCH_ONE.format(prefix=prefix, key=BETAS_KEY), data_dir, env)
+    proc = _spawn(_FETCH_ONE.format(prefix=prefix, key=BETAS_KEY, part=PART), data_dir, env)
     target = layout.local_path(data_dir, BETAS_KEY)
-    _wait_for_part(target, proc, min_bytes=2 * 65536)
+    _wait_for_ranges(target, proc, 2)
     _kill(proc)
-    part_size = layout.partial_path(target).stat().st_size
+    done = json.loads(layout.partial_state_path(target).read_text())["done"]
     assert not target.exists()
+    proxy.clear()
     proxy.reset_records()
     store = open_store()
     objects = [o for o in store.list(prefix) if o.key == BETAS_KEY]
-    report = fetch_objects(objects, store, data_dir, n_jobs=1, progress=False, chunk_size=65536)
+    size = objects[0].size
+    report = fetch_objects(objects, store, data_dir, n_jobs=1, connections=1, progress=False,
+                           chunk_size=65536,
+                           part_size=PART)
     assert report.failed == {}
-    first = proxy.requests("GET", BETAS_KEY)[0]
-    assert first.range is not None and first.range.startswith(f"bytes={part_size}-")
-    assert report.bytes == objects[0].size - part_size  # only the missing tail travelled
+    ranges = [(a, min(a + PART, size)) for a in range(0, size, PART)]
+    missing = [r for i, r in enumerate(ranges) if str(i) not in done]
+    asked = sorted(g.range for g in proxy.requests("GET", BETAS_KEY))
+    assert asked == sorted(f"bytes={a}-{b - 1}" for a, b in missing)  # only the missing ranges
+    assert report.bytes == sum(b - a for a, b in missing)
     verified = assert_mirror(data_dir, sample_root, [BETAS_KEY], before, snapshot(data_dir))
     fault_log("sigkill_resume_range", injected=1, bytes_verified=verified)
 
@@ -174,34 +200,36 @@ def test_ctrl_c_mid_download_then_rerun(
     try:
         accept_license(data_dir)
         before = snapshot(data_dir)
-        # ~4 MB/s: the whole object needs about 8 s.
-        proxy.add(Rule("drip", match=key, times=1, drip_bytes=256 * 1024, drip_interval=0.0625))
+        # Every range at ~2 MB/s over two connections: 8 MB ranges take ~4 s each.
+        proxy.add(Rule("drip", match=key, times=None, drip_bytes=128 * 1024, drip_interval=0.0625))
         env = subprocess_env(proxy.url, s3_server.bucket)
         code = "from laion_fmri.cli import main; raise SystemExit(main())"
         proc = subprocess.Popen(
             [sys.executable, "-c", code, "download", "--subject", SUB, "--ses", ses,
-             "--data-dir", str(data_dir), "--no-progress", "--n-jobs", "4"],
+             "--data-dir", str(data_dir), "--no-progress", "--n-jobs", "2"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         target = layout.local_path(data_dir, key)
-        part_at_signal = _wait_for_part(target, proc, min_bytes=8 * 1024 * 1024)
+        _wait_for_ranges(target, proc, 1)
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
         stop_seconds = time.monotonic() - t0
-        remaining = (len(body) - part_at_signal) / (4 * 1024 * 1024)
         assert proc.returncode == 130, (out, err)
         assert b"Traceback" not in err, err
         assert not target.exists()  # never a partial file under the final name
-        # It stopped at the next chunk boundary instead of finishing the transfer.
-        assert stop_seconds < remaining - 1.5, (stop_seconds, remaining)
-        part_size = layout.partial_path(target).stat().st_size
-        assert 0 < part_size < len(body)
+        # It stopped at the next chunk instead of finishing the ranges in flight (~2+ s).
+        assert stop_seconds < 1.5, stop_seconds
+        done = json.loads(layout.partial_state_path(target).read_text())["done"]
+        assert 1 <= len(done) < 4
+        proxy.clear()
         proxy.reset_records()
         report = download(subject=SUB, ses=ses, progress=False, data_dir=data_dir)
         assert report.failed == {}
-        first = proxy.requests("GET", key)[0]
-        assert first.range is not None and first.range.startswith(f"bytes={part_size}-")
+        step = 8 * 1024 * 1024
+        asked = sorted(g.range for g in proxy.requests("GET", key))
+        assert asked == sorted(f"bytes={i * step}-{(i + 1) * step - 1}" for i in range(4)
+                               if str(i) not in done)
         assert target.read_bytes() == body
         after = snapshot(data_dir)
         assert temp_files(data_dir) == []

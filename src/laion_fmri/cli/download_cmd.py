@@ -12,9 +12,10 @@ from laion_fmri.download.transfer import FileFailedWarning
 from laion_fmri.licenses import DATASET_LICENSE_TEXT, accept_dataset_license
 
 
-def _common(p: argparse.ArgumentParser, default_jobs: int) -> None:
+def _common(p: argparse.ArgumentParser, default_jobs: int | None, what: str = "files at once") -> None:
+    shown = default_jobs if default_jobs is not None else 32
     p.add_argument("--n-jobs", type=int, default=default_jobs, metavar="N",
-                   help=f"parallel transfers (default {default_jobs})")
+                   help=f"{what} (default {shown}); all requests share max(32, N) connections")
     p.add_argument("--data-dir", metavar="DIR", help="target folder (default: configured)")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
 
@@ -34,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--include-stimuli", action="store_true",
                    help="also the stimulus files (raw images need the data-use agreement)")
     p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
-    _common(p, 4)
+    _common(p, None)
     p.set_defaults(func=run_download)
 
     p = subparsers.add_parser(

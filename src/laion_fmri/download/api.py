@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from laion_fmri import layout
 from laion_fmri.config import get_data_dir
+from laion_fmri.download._content import OPAQUE_ETAG, ContentRule, digest_file, mismatch
 from laion_fmri.download.manifest import Manifest
 from laion_fmri.download.plan import (
     Filters,
@@ -20,16 +24,22 @@ from laion_fmri.download.plan import (
     subject_prefixes,
     validate_n_jobs,
 )
-from laion_fmri.download.transfer import DownloadReport, data_dir_lock, fetch_objects, file_digests
+from laion_fmri.download.transfer import (
+    DEFAULT_CONNECTIONS,
+    DownloadReport,
+    data_dir_lock,
+    fetch_objects,
+)
 from laion_fmri.errors import (
     AccessDeniedError,
     DataNotFoundError,
     NoMatchingDataError,
     SourceUnavailableError,
     SubjectNotFoundError,
+    UnsafeKeyError,
 )
 from laion_fmri.licenses import ensure_dataset_license
-from laion_fmri.remote import ObjectInfo, Store, open_store
+from laion_fmri.stores import ObjectInfo, Store, open_store
 
 
 def _data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
@@ -42,22 +52,32 @@ def _data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
     return root
 
 
-def _subjects(subject: object, store: Store) -> list[str]:
-    from laion_fmri.discovery import _subjects as listed
-
+def _wanted_subjects(subject: object) -> list[str] | None:
+    """Canonical ids asked for (``None`` for ``"all"``); malformed values raise."""
     if isinstance(subject, str) and subject.strip().lower() == "all":
-        subjects = listed(store)
-        if not subjects:
-            raise NoMatchingDataError(f"No subjects found in {store.url}.")
-        return subjects
+        return None
     values = subject if isinstance(subject, (list, tuple)) else [subject]
-    wanted = list(dict.fromkeys(layout.normalize_subject(v) for v in values))
-    available = listed(store)
+    return list(dict.fromkeys(layout.normalize_subject(v) for v in values))
+
+
+def _check_listed(wanted: Sequence[str], available: Sequence[str], store: Store) -> None:
     for sub in wanted:
         if sub not in available:
             raise SubjectNotFoundError(
                 f"{sub} is not in {store.url}; subjects there: {', '.join(available) or 'none'}."
             )
+
+
+def _subjects(subject: object, store: Store) -> list[str]:
+    from laion_fmri.discovery import _subjects as listed
+
+    wanted = _wanted_subjects(subject)
+    available = listed(store)
+    if wanted is None:
+        if not available:
+            raise NoMatchingDataError(f"No subjects found in {store.url}.")
+        return available
+    _check_listed(wanted, available, store)
     return wanted
 
 
@@ -105,17 +125,22 @@ def build_plan(
 
     Examples
     --------
-    >>> from laion_fmri.remote import open_store
+    >>> from laion_fmri.stores import open_store
     >>> build_plan(["sub-03"], Filters.from_args(ses="averages"), open_store())  # doctest: +SKIP
     """
     plan = Plan()
-    for obj in store.list_files(""):
-        if obj.key in layout.DATASET_LEVEL_KEYS:
-            plan.add(obj)
     listed_keys: list[str] = []
+    prefixes = [(sub, p) for sub in subjects for p in subject_prefixes(sub, filters)]
+    # Listings are latency-bound: list every prefix (and the root) at once, keep the order.
+    with ThreadPoolExecutor(max_workers=min(8, len(prefixes) + 1)) as pool:
+        root_files = pool.submit(store.list_files, "")
+        listings = list(pool.map(lambda sp: list(store.list(sp[1])), prefixes))
+        for obj in root_files.result():
+            if obj.key in layout.DATASET_LEVEL_KEYS:
+                plan.add(obj)
     for sub in subjects:
         listing = list(itertools.chain.from_iterable(
-            store.list(p) for p in subject_prefixes(sub, filters)
+            found for (owner, _), found in zip(prefixes, listings, strict=True) if owner == sub
         ))
         listed_keys += [o.key for o in listing]
         select_subject(sub, listing, filters, plan)
@@ -149,13 +174,14 @@ def download(
     suffix: object = None,
     extension: object = None,
     include_stimuli: bool = False,
-    n_jobs: int = 1,
+    n_jobs: int | None = None,
     datatype: object = None,
     include: object = None,
     exclude: object = None,
     dry_run: bool = False,
     progress: bool = True,
     data_dir: str | os.PathLike[str] | None = None,
+    store: Store | None = None,
 ) -> DownloadReport | Plan:
     """Download one or all subjects' files, filtered by BIDS entities.
 
@@ -180,8 +206,10 @@ def download(
         Also fetch the public stimulus derivatives and run
         :func:`laion_fmri.download.download_stimuli`; the data-use agreement
         is checked before anything is transferred.
-    n_jobs : int
-        Parallel transfers.
+    n_jobs : int, optional
+        Files transferred at once (default 32). More is more parallel. All
+        requests share one budget of ``max(32, n_jobs)`` connections: a large
+        file is fetched as parallel byte ranges over many of them.
     datatype : str or list, optional
         ``func``/``anat``/``dwi``/``fmap``; also lists the raw BIDS tree.
     include, exclude : str or list, optional
@@ -192,6 +220,9 @@ def download(
         Show a progress display (only on a terminal).
     data_dir : str or Path, optional
         Target directory (the configured one by default).
+    store : Store, optional
+        Any :class:`~laion_fmri.stores.Store` to download from (the configured
+        source by default), the way an HTTP client takes a transport.
 
     Returns
     -------
@@ -221,11 +252,31 @@ def download(
     Downloaded 18 file(s) (11.9 GB) in 95.2 s; 0 already up to date.
     """
     root = _data_dir(data_dir)
-    n_jobs = validate_n_jobs(n_jobs)
+    n_jobs = validate_n_jobs(n_jobs) if n_jobs is not None else None
     filters = Filters.from_args(ses, task, space, desc, stat, suffix, extension, datatype,
                                 include, exclude)
-    store = open_store()
-    subjects = _subjects(subject, store)
+    store = store if store is not None else open_store()
+    wanted = _wanted_subjects(subject)
+    if wanted is None:
+        subjects = _subjects(subject, store)
+        planned = None
+    else:
+        from laion_fmri.discovery import _subjects as listed
+
+        # Listing is latency-bound: list the subjects and the plan's prefixes at
+        # once (nothing is written); the subject check still comes first.
+        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="laion-fmri-list")
+        available = pool.submit(listed, store)
+        planned = pool.submit(build_plan, wanted, filters, store, include_stimuli)
+        pool.shutdown(wait=False)
+        try:
+            _check_listed(wanted, available.result(), store)
+        except BaseException:
+            planned.cancel()
+            with contextlib.suppress(Exception):
+                planned.result()
+            raise
+        subjects = wanted
     if not dry_run:
         # Every agreement is settled before any byte moves (DATASET.md 8.1).
         ensure_dataset_license(root)
@@ -233,7 +284,8 @@ def download(
             from laion_fmri.download.stimuli import check_stimulus_access
 
             check_stimulus_access(root)
-    plan = build_plan(subjects, filters, store, include_stimuli)
+    plan = planned.result() if planned is not None else build_plan(subjects, filters, store,
+                                                                    include_stimuli)
     if line := plan.held_out_summary():
         print(line)
     if dry_run:
@@ -247,7 +299,8 @@ def download(
     if include_stimuli:
         from laion_fmri.download.stimuli import download_stimuli
 
-        result = download_stimuli(data_dir=root, n_jobs=n_jobs, progress=progress)
+        result = download_stimuli(data_dir=root, n_jobs=n_jobs or DEFAULT_CONNECTIONS,
+                                  progress=progress)
         if isinstance(result, DownloadReport):
             report.merge(result)
     return report
@@ -442,6 +495,11 @@ class VerifyReport:
     nothing_recorded : str or None
         What to do when the manifest held nothing to check (files copied in,
         or a damaged manifest set aside); ``None`` otherwise.
+    size_only : list of str
+        Keys among ``ok`` whose source offered no content hash: only their size
+        could be checked.
+    read_only : bool
+        The data directory was read-only: checked without a lock, not repairable.
 
     Examples
     --------
@@ -456,6 +514,8 @@ class VerifyReport:
     repaired: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     nothing_recorded: str | None = None
+    size_only: list[str] = field(default_factory=list)
+    read_only: bool = False
 
     @property
     def problems(self) -> list[str]:
@@ -477,24 +537,59 @@ class VerifyReport:
         )
         if self.repaired or self.failed:
             text += f"; {len(self.repaired)} repaired, {len(self.failed)} repair(s) failed"
+        if self.size_only:
+            text += (f"; {len(self.size_only)} size-checked only ({OPAQUE_ETAG}, so no content "
+                     "check is possible)")
+        if self.read_only:
+            text += "; read-only data directory: checked without changes, cannot repair"
         return text + "."
 
 
-def _check_record(root: Path, record: dict[str, object]) -> str:
-    path = root / str(record["path"])
+def _record_rule(record: dict[str, Any]) -> ContentRule | None:
+    """The rule a record's bytes were checked with at download (``None``: size only)."""
+    content = record.get("content")
+    etag = str(record.get("etag") or "").lower()
+    checksum = None
+    if record.get("checksum") and ":" in str(record["checksum"]):
+        name, value = str(record["checksum"]).split(":", 1)
+        checksum = (name, value)
+    sha256 = str(record["sha256"]).lower() if record.get("sha256") else None
+    multipart = None
+    part_sizes: tuple[int, ...] = ()
+    if content == "multipart" and record.get("part_size") and "-" in etag:
+        multipart, part_sizes = etag.split("-", 1)[0], (int(record["part_size"]),)
+    md5 = str(record["md5"]).lower() if record.get("md5") and content != "size" else None
+    rule = ContentRule(md5=md5, multipart=multipart, part_sizes=part_sizes, checksum=checksum,
+                       sha256=sha256)
+    return rule if rule.content_checked else None
+
+
+def _check_record(root: Path, record: dict[str, Any]) -> str:
+    # The stored path is informational: the key alone says where the file is.
+    path = layout.local_path(root, str(record["key"]))
     try:
-        st = path.stat()
-    except FileNotFoundError:
+        st = os.stat(path, follow_symlinks=False)
+    except (FileNotFoundError, NotADirectoryError):
         return "missing"
-    if st.st_size < int(record["size"]):  # type: ignore[call-overload]
+    if not stat.S_ISREG(st.st_mode):
+        return "altered"
+    if st.st_size < int(record["size"]):
         return "truncated"
     if st.st_size != record["size"]:
         return "altered"
-    algos = [a for a in ("md5", "sha256") if record.get(a)]
-    digests = file_digests(path, algos) if algos else {}
-    if any(digests[a] != record[a] for a in algos):
+    rule = _record_rule(record)
+    if rule is None:
+        return "size_only"
+    # The recorded checksum is the server's, or our CRC64NVME of the bytes as
+    # written: either way it catches damage after the download.
+    if mismatch(rule, digest_file(str(path), rule)):
         return "altered"
-    return "ok"
+    return "size_only" if record.get("content") == "size" else "ok"
+
+
+def _writable(root: Path) -> bool:
+    state = layout.state_dir(root)
+    return os.access(root, os.W_OK) and (not state.exists() or os.access(state, os.W_OK))
 
 
 def verify(
@@ -506,8 +601,13 @@ def verify(
 ) -> VerifyReport:
     """Re-check downloaded files against the manifest; optionally re-fetch bad ones.
 
-    Every file recorded in the manifest is checked for presence, size and
-    checksum (MD5 computed at download time, SHA-256 when published).
+    Every file recorded in the manifest is re-hashed with the rule it was
+    verified with at download: the MD5 of a single-part ETag, the MD5 of part
+    MD5s of a multipart ETag (with the recorded part size), a full-object
+    checksum the server sent, a published SHA-256. Files whose source offered
+    no content hash are size-checked and listed as such. Local paths come from
+    the keys, never from the stored paths. A read-only data directory is
+    verified without a lock or writes (and cannot be repaired).
 
     Parameters
     ----------
@@ -526,13 +626,13 @@ def verify(
     -------
     VerifyReport
         ``nothing_recorded`` holds advice when the manifest has no record
-        for the scope; repairs that could not run (source unreachable) are
-        in ``failed`` with the reason.
+        for the scope; repairs that could not run (source unreachable, read-only
+        data directory) are in ``failed`` with the reason.
 
     Raises
     ------
     SubjectNotFoundError
-        For an unknown subject.
+        For a malformed subject.
 
     Examples
     --------
@@ -542,47 +642,74 @@ def verify(
     root = _data_dir(data_dir).resolve()
     sub = layout.normalize_subject(subject) if subject is not None else None
     report = VerifyReport()
-    with data_dir_lock(root), Manifest(root) as manifest:
+    writable = _writable(root)
+    lock = data_dir_lock(root) if writable else contextlib.nullcontext()
+    with lock, Manifest(root, readonly=not writable) as manifest:
         records = [r for r in manifest.records()
                    if sub is None or layout.subject_of(str(r["key"])) == sub]
-        if not records:
-            report.nothing_recorded = (
-                f"Nothing to verify: the manifest of {root} records no file"
-                f"{' of ' + sub if sub else ''}, so there is nothing to compare against. "
-                f"`laion-fmri download --subject {sub or 'S'}` re-hashes files already "
-                "present and registers them (only missing or different files are fetched)."
-            )
-            return report
-        with ThreadPoolExecutor(max_workers=validate_n_jobs(n_jobs)) as pool:
-            states = list(pool.map(lambda r: _check_record(root, r), records))
-        for record, state in zip(records, states, strict=True):
+    if not records:
+        report.nothing_recorded = (
+            f"Nothing to verify: the manifest of {root} records no file"
+            f"{' of ' + sub if sub else ''}, so there is nothing to compare against. "
+            f"`laion-fmri download --subject {sub or 'S'}` re-hashes files already "
+            "present and registers them (only missing or different files are fetched)."
+        )
+        return report
+
+    def check(record: dict[str, Any]) -> str:
+        try:
+            return _check_record(root, record)
+        except UnsafeKeyError as exc:
+            report.failed[str(record["key"])] = str(exc)
+            return "unsafe"
+
+    with ThreadPoolExecutor(max_workers=validate_n_jobs(n_jobs)) as pool:
+        states = list(pool.map(check, records))
+    for record, state in zip(records, states, strict=True):
+        if state == "size_only":
+            report.ok.append(record["key"])
+            report.size_only.append(record["key"])
+        elif state != "unsafe":
             getattr(report, state).append(record["key"])
+    if not writable:
+        report.read_only = True
     if repair and report.problems:
-        # The local findings come first, whatever happens to the repairs.
-        print(f"Local check: {report}")
-        store = open_store()
-        objects: list[ObjectInfo] = []
-        for key in report.problems:
-            try:
-                objects.append(store.head(key))
-            except (DataNotFoundError, AccessDeniedError) as exc:
-                report.failed[key] = str(exc)
-            except SourceUnavailableError as exc:
-                # Unreachable: every remaining repair fails for the same reason;
-                # the records stay, so the next verify still reports the files.
-                for rest in report.problems:
-                    report.failed.setdefault(rest, f"not repaired: {exc}")
-                return report
-        paths = {r["key"]: root / str(r["path"]) for r in records}
-        with data_dir_lock(root), Manifest(root) as manifest:
-            for obj in objects:
-                manifest.delete(obj.key)
-                # A same-size altered file would otherwise pass the size check.
-                paths[obj.key].unlink(missing_ok=True)
-        fetched = fetch_objects(objects, store, root, n_jobs=n_jobs, progress=progress)
-        report.repaired = fetched.downloaded + fetched.skipped
-        report.failed.update(fetched.failed)
+        if not writable:
+            for key in report.problems:
+                report.failed[key] = (f"not repaired: {root} is read-only; run verify --repair "
+                                      "where the data directory is writable.")
+            return report
+        _repair(root, report, n_jobs, progress)
     return report
+
+
+def _repair(root: Path, report: VerifyReport, n_jobs: int, progress: bool) -> None:
+    # The local findings come first, whatever happens to the repairs.
+    print(f"Local check: {report}")
+    store = open_store()
+    objects: list[ObjectInfo] = []
+    for key in report.problems:
+        try:
+            objects.append(store.head(key))
+        except (DataNotFoundError, AccessDeniedError, UnsafeKeyError) as exc:
+            report.failed[key] = str(exc)
+        except SourceUnavailableError as exc:
+            # Unreachable: every remaining repair fails for the same reason;
+            # the records stay, so the next verify still reports the files.
+            for rest in report.problems:
+                report.failed.setdefault(rest, f"not repaired: {exc}")
+            return
+    with data_dir_lock(root), Manifest(root) as manifest:
+        for obj in objects:
+            manifest.delete(obj.key)
+            # A same-size altered file would otherwise pass the size check; the
+            # path comes from the key (checked to stay inside the data dir).
+            path = layout.local_path(root, obj.key)
+            if path.is_file() or path.is_symlink():
+                path.unlink()
+    fetched = fetch_objects(objects, store, root, n_jobs=n_jobs, progress=progress)
+    report.repaired = fetched.downloaded + fetched.skipped
+    report.failed.update(fetched.failed)
 
 
 __all__ = [

@@ -1,11 +1,17 @@
 """The local download manifest: what was fetched, verified, and when.
 
 A small SQLite file (``layout.manifest_path``) with one row per key:
-``key, path, size, etag, md5, sha256, mtime_ns, verified_at``. ``mtime_ns``
-and ``size`` are the local file's ``stat`` at verification, so a re-run can
-tell "verified and untouched since" from "changed on disk" without reading
-the file, and ``md5`` (computed while downloading) lets ``verify`` detect
-altered bytes even for sources without checksums.
+``key, path, size, etag, md5, sha256, mtime_ns, verified_at, part_size,
+checksum, content``. ``mtime_ns`` and ``size`` are the local file's ``stat``
+at verification, so a re-run can tell "verified and untouched since" from
+"changed on disk" without reading the file. ``content`` names the rule the
+bytes were checked with (``md5``, ``multipart`` with its ``part_size``,
+``checksum``, ``sha256``, ``local`` for a source without ETags, or ``size``
+when no content check was possible), so ``verify`` re-hashes with the same
+rule. ``checksum`` (``algorithm:base64``) holds the server's full-object
+checksum, else the CRC64NVME of the bytes as written, so later damage on disk
+is caught either way. ``path`` is informational only: readers derive the
+local path from the key.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from typing import Any
 from laion_fmri import layout
 from laion_fmri.errors import DownloadError
 
-_COLUMNS = ("key", "path", "size", "etag", "md5", "sha256", "mtime_ns", "verified_at")
+_COLUMNS = ("key", "path", "size", "etag", "md5", "sha256", "mtime_ns", "verified_at",
+            "part_size", "checksum", "content")
+_ADDED_COLUMNS = {"part_size": "INTEGER", "checksum": "TEXT", "content": "TEXT"}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
     key TEXT PRIMARY KEY,
@@ -57,6 +65,9 @@ class Manifest:
     ----------
     data_dir : str or Path
         The data directory.
+    readonly : bool
+        Open without creating or writing anything (``verify`` on read-only
+        media); a missing manifest reads as empty.
 
     Examples
     --------
@@ -64,10 +75,13 @@ class Manifest:
     >>> m.get("participants.tsv")["size"]  # doctest: +SKIP
     """
 
-    def __init__(self, data_dir: str | Path) -> None:
+    def __init__(self, data_dir: str | Path, readonly: bool = False) -> None:
         self.path = layout.manifest_path(data_dir)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        if readonly:
+            self._db = self._connect_readonly()
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = self._connect()
         except sqlite3.DatabaseError as exc:
@@ -90,12 +104,43 @@ class Manifest:
             with _db_errors(self.path, "open the manifest"):
                 self._db = self._connect()
 
+    def _connect_readonly(self) -> sqlite3.Connection:
+        uri = f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"
+        try:
+            if not self.path.is_file():
+                raise sqlite3.OperationalError("no manifest")
+            db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            db.execute("SELECT 1 FROM files LIMIT 1")
+        except sqlite3.DatabaseError:
+            db = sqlite3.connect(":memory:", check_same_thread=False)
+            db.execute(_SCHEMA)
+            for name, kind in _ADDED_COLUMNS.items():
+                db.execute(f"ALTER TABLE files ADD COLUMN {name} {kind}")
+            return db
+        have = {row[1] for row in db.execute("PRAGMA table_info(files)")}
+        if not set(_ADDED_COLUMNS) <= have:  # an older manifest: read it through a view
+            mem = sqlite3.connect(":memory:", check_same_thread=False)
+            mem.execute(_SCHEMA)
+            for name, kind in _ADDED_COLUMNS.items():
+                mem.execute(f"ALTER TABLE files ADD COLUMN {name} {kind}")
+            old = [c for c in _COLUMNS if c in have]
+            rows = db.execute(f"SELECT {','.join(old)} FROM files").fetchall()
+            mem.executemany(f"INSERT INTO files ({','.join(old)}) VALUES ({','.join('?' * len(old))})",
+                            rows)
+            db.close()
+            return mem
+        return db
+
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(_SCHEMA)
+            have = {row[1] for row in db.execute("PRAGMA table_info(files)")}
+            for name, kind in _ADDED_COLUMNS.items():
+                if name not in have:  # a manifest written by an older version
+                    db.execute(f"ALTER TABLE files ADD COLUMN {name} {kind}")
             db.commit()
         except BaseException:
             db.close()
@@ -176,7 +221,8 @@ class Manifest:
 
     def put(
         self, key: str, path: Path, size: int, etag: str | None, md5: str | None,
-        sha256: str | None, mtime_ns: int,
+        sha256: str | None, mtime_ns: int, *, part_size: int | None = None,
+        checksum: str | None = None, content: str | None = None,
     ) -> None:
         """Record (or replace) a verified file.
 
@@ -194,11 +240,19 @@ class Manifest:
             Hex digests of the bytes on disk.
         mtime_ns : int
             ``st_mtime_ns`` of the file after the rename.
+        part_size : int, optional
+            Upload part size of a multipart object (its ETag is re-computable).
+        checksum : str, optional
+            ``algorithm:base64`` full-object checksum the server sent.
+        content : str, optional
+            The rule the bytes were checked with (``md5``, ``multipart``,
+            ``checksum``, ``sha256``; ``size`` when only the size was).
         """
         with self._lock, _db_errors(self.path, f"record {key!r}"):
             self._db.execute(
-                f"INSERT OR REPLACE INTO files ({','.join(_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?)",
-                (key, str(path), size, etag, md5, sha256, mtime_ns, time.time()),
+                f"INSERT OR REPLACE INTO files ({','.join(_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (key, str(path), size, etag, md5, sha256, mtime_ns, time.time(), part_size,
+                 checksum, content),
             )
             self._db.commit()
 

@@ -34,7 +34,7 @@ from typing import Literal
 
 from laion_fmri import layout
 from laion_fmri.errors import FilterError, NoMatchingDataError, SessionNotFoundError
-from laion_fmri.remote import ObjectInfo
+from laion_fmri.stores import ObjectInfo
 
 ENTITY_FILTERS: tuple[str, ...] = ("ses", "task", "space", "desc", "stat")
 PERMISSIVE_ENTITIES: tuple[str, ...] = ("task", "space", "desc", "stat")
@@ -469,7 +469,7 @@ def select_subject(
 
     Examples
     --------
-    >>> from laion_fmri.remote import ObjectInfo
+    >>> from laion_fmri.stores import ObjectInfo
     >>> objs = [ObjectInfo(k, 1, None, None) for k in (
     ...     "derivatives/glmsingle-tedana/sub-03/ses-31/func/sub-03_ses-31_trials.tsv",
     ...     "derivatives/glmsingle-tedana/sub-03/ses-01/func/sub-03_ses-01_trials.tsv")]

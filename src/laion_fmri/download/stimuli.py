@@ -29,7 +29,7 @@ from laion_fmri.access import (
 from laion_fmri.config import get_data_dir
 from laion_fmri.download.transfer import fetch_objects
 from laion_fmri.errors import DownloadError
-from laion_fmri.remote import open_store
+from laion_fmri.stores import open_store
 
 __all__ = ["check_stimulus_access", "download_stimuli"]
 
