@@ -70,12 +70,13 @@ class Group:
         roi: str | Sequence[str] | None = None,
         mask: np.ndarray | None = None,
         nc_threshold: float | None = None,
+        mask_source: str | None = None,
     ) -> dict[str, object]:
         """Betas of the shared-image trials for every subject.
 
         Parameters
         ----------
-        session, roi, mask, nc_threshold
+        session, roi, mask, nc_threshold, mask_source
             As in :meth:`laion_fmri.subject.Subject.get_betas` (``mask`` is per
             subject, so it only makes sense for a one-subject group or the same grid).
 
@@ -90,7 +91,8 @@ class Group:
         """
         return {
             sid: sub.get_betas(
-                session, roi=roi, mask=mask, nc_threshold=nc_threshold, stimuli="shared"
+                session, roi=roi, mask=mask, nc_threshold=nc_threshold, stimuli="shared",
+                mask_source=mask_source,
             )
             for sid, sub in self
         }

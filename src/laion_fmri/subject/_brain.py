@@ -1,9 +1,12 @@
 """Brain space of a subject: the voxel axis, grid maps on it, coordinates, NIfTI output.
 
-Voxel axis: the brain-mask voxels (``R2mean != 0``, or the snapshot
-``desc-meanR2gt15mask`` file when present) in C order of the ``(x, y, z)``
-grid. Every session of a subject shares it, so sessions concatenate along
-trials.
+Voxel axis: the brain-mask voxels in C order of the ``(x, y, z)`` grid, for
+one of :data:`laion_fmri.vocab.MASK_SOURCES`: ``"anatomical"`` (the
+``res-1pt8`` ``desc-brain`` mask of the anatomical folder, on the betas grid)
+or ``"rsquare"`` (``R2mean != 0``, or the snapshot ``desc-meanR2gt15mask``
+file when present). Every session of a subject shares it, so sessions
+concatenate along trials. A mask on another grid than the betas is an error,
+never resampled.
 """
 
 from __future__ import annotations
@@ -39,9 +42,51 @@ class _Brain:
         return self.c_index if voxels is None else self.c_index[voxels]
 
 
+def anatomical_mask_hint(subject: str) -> str:
+    """The download call that brings a subject's anatomical brain mask."""
+    return f'laion_fmri.download.download(subject="{subject}", include_anatomical=True)'
+
+
+def _betas_grid_file(files: SubjectFiles) -> Path | None:
+    """A file on the betas grid to check another mask against (R2mean, else any betas)."""
+    r2 = files.path(layout.r2mean_key(files.subject))
+    if r2.is_file():
+        return r2
+    base = files.root / layout.subject_glm_prefix(files.subject)
+    found = sorted(base.glob(f"ses-*/func/{layout.pattern('betas', subject=files.subject)}"))
+    return found[0] if found else None
+
+
+def check_same_grid(path: Path, shape: tuple[int, ...], affine: np.ndarray,
+                    files: SubjectFiles) -> None:
+    """:class:`CorruptFileError` when ``path``'s grid is not the betas grid (never resample)."""
+    ref = _betas_grid_file(files)
+    if ref is None:
+        return
+    header = _nifti.read_header(ref)
+    same_affine = np.allclose(header.affine, affine, atol=1e-3)
+    if tuple(header.grid_shape) != tuple(shape[:3]) or not same_affine:
+        raise CorruptFileError(
+            f"{path.name} is on grid {tuple(shape[:3])} but the betas of {files.subject} are on "
+            f"{header.grid_shape} ({ref.name}){'' if same_affine else ' with another affine'}. "
+            "laion_fmri never resamples a mask onto the betas grid; use the res-1pt8 mask on "
+            "the betas grid (or mask_source='rsquare')."
+        )
+
+
 def _mask_volume(files: SubjectFiles, mask_source: str) -> Path:
     """The file the brain mask of ``mask_source`` is read from."""
     subject = files.subject
+    if mask_source == "anatomical":
+        anat = files.path(layout.anatomical_brain_mask_key(subject))
+        if not anat.is_file():
+            raise DataNotDownloadedError(
+                f"The anatomical brain mask of {subject} (the default voxel axis, "
+                f"mask_source='anatomical') is not on disk ({anat}). Download it with "
+                f"`{anatomical_mask_hint(subject)}`, or pass mask_source='rsquare' to use "
+                "the R2mean != 0 mask."
+            )
+        return anat
     snap = files.path(layout.snapshot_brain_mask_key(subject))
     r2 = files.path(layout.r2mean_key(subject))
     if snap.is_file():
@@ -56,7 +101,10 @@ def _mask_volume(files: SubjectFiles, mask_source: str) -> Path:
 
 def load_brain(files: SubjectFiles, mask_source: str = DEFAULT_MASK_SOURCE) -> _Brain:
     """Read the brain mask of a subject and index its voxels."""
-    data, affine = _nifti.read_volume(_mask_volume(files, mask_source))
+    path = _mask_volume(files, mask_source)
+    data, affine = _nifti.read_volume(path)
+    if mask_source == "anatomical":
+        check_same_grid(path, data.shape, affine, files)
     # NaN counts as outside the brain (a NaN R2 means no fit).
     flat = np.nan_to_num(np.asarray(data, dtype=np.float64), nan=0.0).ravel() != 0
     shape = tuple(int(s) for s in data.shape)
@@ -79,6 +127,11 @@ class BrainSpace:
         self._files = files
         self._mask_source = mask_source
         self._brain: _Brain | None = None
+
+    @property
+    def mask_source(self) -> str:
+        """The brain mask this voxel axis comes from."""
+        return self._mask_source
 
     def get(self) -> _Brain:
         if self._brain is None:
@@ -139,4 +192,4 @@ class BrainSpace:
         return out
 
 
-__all__ = ["BrainSpace", "load_brain"]
+__all__ = ["BrainSpace", "anatomical_mask_hint", "check_same_grid", "load_brain"]

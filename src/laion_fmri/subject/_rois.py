@@ -44,7 +44,7 @@ class Rois:
         def load(p: Path) -> np.ndarray:
             return np.nan_to_num(self._brain.grid_map(p).astype(np.float64)) != 0
 
-        return self._files.cached("roi", path, load).copy()
+        return self._files.cached(f"roi/{self._brain.mask_source}", path, load).copy()
 
     def mask(self, query: str | Sequence[str]) -> np.ndarray:
         """Union of the ROIs a query names, over brain voxels."""
