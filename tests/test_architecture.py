@@ -109,9 +109,10 @@ def test_cycle_finder_finds_a_cycle() -> None:
 
 
 def test_the_import_reader_sees_method_and_type_only_imports() -> None:
-    # Subject's thin wrappers import the adapters inside methods / for types only.
+    # Subject's thin wrappers (its _adapters method group) import the adapters
+    # inside methods / for types only.
     assert {"laion_fmri.torch", "laion_fmri.xr", "laion_fmri.alignment"} <= GRAPH[
-        "laion_fmri.subject._subject"
+        "laion_fmri.subject._adapters"
     ]
 
 

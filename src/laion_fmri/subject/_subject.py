@@ -23,8 +23,10 @@ from laion_fmri.betas import SessionBetas
 from laion_fmri.config import get_data_dir
 from laion_fmri.errors import DataNotDownloadedError
 from laion_fmri.subject._adapters import AdapterMethods
+from laion_fmri.subject._anatomy import AnatomyMethods
 from laion_fmri.subject._brain import _Brain
 from laion_fmri.subject._files import SubjectFiles
+from laion_fmri.subject._raw import RawMethods
 from laion_fmri.subject._read import check_read_args, read_session, stack_lazily
 from laion_fmri.subject._roi_methods import RoiMethods
 from laion_fmri.subject._selection import Selection
@@ -39,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 @fill_doc
-class Subject(RoiMethods, AdapterMethods):
+class Subject(RoiMethods, AnatomyMethods, RawMethods, AdapterMethods):
     """A subject's downloaded data. Create with :func:`load_subject`.
 
     Parameters
