@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from laion_fmri import _cache, _nifti, layout
+from laion_fmri.brain import voxel_coordinates, write_values
 from laion_fmri.errors import CorruptFileError, DataNotDownloadedError
 from laion_fmri.subject._files import SubjectFiles
 from laion_fmri.vocab import DEFAULT_MASK_SOURCE
@@ -158,38 +159,16 @@ class BrainSpace:
         )
 
     def coordinates(self, voxels: np.ndarray | None) -> np.ndarray:
-        """``(n, 3)`` scanner coordinates (mm) of the selected voxels."""
-        affine = self.get().affine
-        return self.grid_indices(voxels).astype(np.float64) @ affine[:3, :3].T + affine[:3, 3]
+        """``(n, 3)`` scanner coordinates (mm) of the selected voxels (``laion_fmri.brain``'s)."""
+        brain = self.get()
+        return voxel_coordinates(brain.index(voxels), brain.grid_shape, brain.affine)
 
     def to_nifti(
         self, values: np.ndarray, path: str | os.PathLike[str], voxels: np.ndarray | None
     ) -> Path:
-        """Write per-voxel values onto the grid as float32 NIfTI (0 elsewhere)."""
-        import nibabel as nib
-
+        """Write per-voxel values onto the grid as float32 NIfTI (``laion_fmri.brain``'s writer)."""
         brain = self.get()
-        index = brain.index(voxels)
-        arr = np.asarray(values, dtype=np.float32)
-        if arr.ndim not in (1, 2) or arr.shape[-1] != index.size:
-            raise ValueError(
-                f"Values length mismatch: got shape {arr.shape}, expected ({index.size},) or "
-                f"(k, {index.size}) for this selection."
-            )
-        rows = arr.reshape(-1, index.size)
-        vol = np.zeros((rows.shape[0], int(np.prod(brain.grid_shape))), dtype=np.float32)
-        vol[:, index] = rows
-        data = vol.reshape((rows.shape[0], *brain.grid_shape))
-        data = data[0] if arr.ndim == 1 else np.moveaxis(data, 0, -1)
-        out = Path(path)
-        if not out.name.endswith((".nii", ".nii.gz")):
-            raise ValueError(f"to_nifti writes a .nii or .nii.gz file, not {out.name!r}.")
-        if not out.parent.is_dir():
-            raise FileNotFoundError(f"The folder {out.parent} does not exist; create it first.")
-        img = nib.Nifti1Image(data, brain.affine)
-        img.header.set_xyzt_units("mm")
-        nib.save(img, str(out))
-        return out
+        return write_values(values, brain.index(voxels), brain.grid_shape, brain.affine, path)
 
 
 __all__ = ["BrainSpace", "anatomical_mask_hint", "check_same_grid", "load_brain"]

@@ -31,6 +31,7 @@ from laion_fmri.subject._read import check_read_args, read_session, stack_lazily
 from laion_fmri.subject._roi_methods import RoiMethods
 from laion_fmri.subject._selection import Selection
 from laion_fmri.subject._sessions import Sessions
+from laion_fmri.subject._stimulus_methods import StimulusMethods
 from laion_fmri.subject._trials import Trials
 from laion_fmri.subject._voxels import VoxelSpace, VoxelSpaces
 from laion_fmri.vocab import download_hint
@@ -41,7 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 @fill_doc
-class Subject(RoiMethods, AnatomyMethods, RawMethods, AdapterMethods):
+class Subject(RoiMethods, AnatomyMethods, RawMethods, StimulusMethods, AdapterMethods):
     """A subject's downloaded data. Create with :func:`load_subject`.
 
     Parameters
