@@ -122,7 +122,7 @@ def test_no_import_cycle() -> None:
 
 
 @pytest.mark.parametrize(
-    "adapter", ["laion_fmri.torch", "laion_fmri.xr", "laion_fmri.splits._subject"]
+    "adapter", ["laion_fmri.torch", "laion_fmri.torch_data", "laion_fmri.xr", "laion_fmri.splits._subject"]
 )
 def test_adapters_do_not_import_the_subject_front_door(adapter: str) -> None:
     assert not {m for m in GRAPH[adapter] if m in ("laion_fmri.subject", "laion_fmri.subject._subject")}

@@ -165,7 +165,6 @@ def test_product_page_examples_run_unchanged(
     local_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     from laion_fmri import access, licenses
-
     from test_examples import stage_anatomical_masks
 
     data_dir = tmp_path / "data"
