@@ -192,3 +192,26 @@ def test_load_subject_not_on_disk_names_the_download(shared_downloaded: Path, tm
     for bad in ("sub-xx", "subject-3", -1):
         with pytest.raises(SubjectNotFoundError):
             load_subject(bad, data_dir=partial)
+
+
+def test_documented_errors_keep_their_builtin_bases(sub: Subject, downloaded: Path) -> None:
+    """9.1: the reference's errors are ValueError / FileNotFoundError / KeyError / TypeError."""
+    with pytest.raises(ValueError, match="mutually exclusive"):
+        sub.get_betas("ses-01", roi="FFA1", mask=np.ones(sub.get_n_voxels(), bool))
+    with pytest.raises(ValueError):
+        sub.get_betas("ses-01", stimuli="repeated")
+    with pytest.raises(ValueError, match="FFA1"):
+        sub.get_roi_mask("FFA9")  # unknown: lists what is available
+    with pytest.raises(ValueError, match="exactly one"):
+        sub.get_noise_ceiling()
+    assert isinstance(sub.get_betas(["ses-01", "ses-02"]), dict)
+    (downloaded / layout.session_nc_key(SUB, "ses-02")).unlink()
+    with pytest.raises(FileNotFoundError):
+        load_subject(SUB, data_dir=downloaded).get_noise_ceiling(session="ses-02")
+    group = load_subjects("all", data_dir=downloaded)
+    assert len(group) == 2 and group[1].subject_id == SUB and group[SUB].subject_id == SUB
+    assert [sid for sid, _ in group] == ["sub-01", SUB]
+    with pytest.raises(KeyError):
+        group["sub-05"]
+    with pytest.raises(TypeError):
+        group[1.5]  # type: ignore[index]
