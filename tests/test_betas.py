@@ -106,8 +106,9 @@ def test_cache_is_keyed_by_mask_source(downloaded: Path) -> None:
     sub = load_subject(SUB, data_dir=downloaded)
     anat, r2 = sub.get_betas_reader("anatomical"), sub.get_betas_reader("rsquare")
     assert anat.entry(SES).data != r2.entry(SES).data
-    # The R2mean axis keeps the original entry names (caches written before stay valid).
-    assert r2.entry(SES) == cache.entry_for(downloaded, SUB, SES)
+    # The default axis has the plain entry name; the other is tagged with its source.
+    assert anat.entry(SES) == cache.entry_for(downloaded, SUB, SES)
+    assert r2.entry(SES).data.name == "ses-01_mask-rsquare_betas.npy"
     for source, reader in (("anatomical", anat), ("rsquare", r2), ("anatomical", anat)):
         for _ in range(2):  # decode and write, then map
             got = sub.get_betas(SES, mask_source=source, cache=True)

@@ -61,11 +61,6 @@ def cache_action(use_cache: bool, cached: bool, writable: bool) -> CacheAction:
     return "decode_and_write" if writable else "gather"
 
 
-# Cache entries of the R2mean voxel axis keep their original (untagged) names,
-# so caches written before the anatomical default stay valid.
-_UNTAGGED_MASK_SOURCE = "rsquare"
-
-
 class VoxelAxis(Protocol):
     """What the reader needs of a brain mask: the grid, disk offsets and an identity.
 
@@ -169,8 +164,10 @@ class SessionBetas:
         -------
         laion_fmri._cache.CacheEntry
         """
-        # The tag sits where the session does, so listing and clearing see it as one entry.
-        tag = "" if self.mask_source == _UNTAGGED_MASK_SOURCE else f"_mask-{self.mask_source}"
+        # The default axis keeps the plain name (an entry of another mask there fails
+        # its mask-hash check and is rebuilt); the tag sits where the session does, so
+        # listing and clearing see a tagged entry as one entry.
+        tag = "" if self.mask_source == DEFAULT_MASK_SOURCE else f"_mask-{self.mask_source}"
         return _cache.entry_for(self._root, self._subject, f"{session}{tag}")
 
     def _open(self, session: str, path: Path, mode: str) -> np.ndarray | None:
