@@ -51,7 +51,7 @@ def freesurfer_dir(files: SubjectFiles) -> Path:
     path = files.path(layout.freesurfer_prefix(files.subject).rstrip("/"))
     if not path.is_dir():
         raise DataNotDownloadedError(
-            f"The FreeSurfer reconstruction of {files.subject} is not on disk ({path}). "
+            f"The FreeSurfer tree of {files.subject} is not on disk ({path}). "
             f"Download it with `{_freesurfer_hint(files.subject)}`."
         )
     return path
