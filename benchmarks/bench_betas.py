@@ -67,7 +67,7 @@ def _link_tree(src: Path, dest: Path, sessions: list[str]) -> None:
                 target = dest / rel.replace(f"/{SES}/", f"/{ses}/").replace(f"_{SES}_", f"_{ses}_")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.symlink_to(path)
-        elif layout.session_of(rel) is None:
+        elif layout.session_of(rel) in (None, layout.ANATOMICAL_SESSION):  # + the brain mask
             target = dest / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.symlink_to(path)

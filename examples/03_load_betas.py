@@ -1,7 +1,8 @@
 """Load single-trial betas: ROIs and categories, masks, noise ceilings, the cache, lazy arrays.
 
 Assumes ``02_download.py`` ran. All shapes are ``(n_trials, n_voxels)``,
-float32; voxels are brain-mask voxels in C order of the ``(x, y, z)`` grid.
+float32; voxels are brain-mask voxels in C order of the ``(x, y, z)`` grid
+(the anatomical brain mask by default, ``mask_source="rsquare"`` for R2mean != 0).
 """
 
 import time
@@ -17,6 +18,10 @@ print("sessions:", sub.get_sessions())
 print("categories:", sub.get_available_categories())
 print("ROIs:", sub.get_available_rois())
 print("brain-mask voxels:", sub.get_n_voxels())
+# The voxel axis is the anatomical brain mask (as in the reference release and its
+# published baselines); mask_source="rsquare" uses the voxels with a GLM fit
+# (R2mean != 0) instead, on every voxel-axis call.
+print("R2mean != 0 voxels:", sub.get_n_voxels(mask_source="rsquare"))
 
 # --- whole brain, then subsets -----------------------------------------------------
 t0 = time.perf_counter()

@@ -105,9 +105,10 @@ def test_cycle_finder_finds_a_cycle() -> None:
 
 
 def test_the_import_reader_sees_method_and_type_only_imports() -> None:
-    # Subject's thin wrappers import the adapters inside methods / for types only.
+    # Subject's thin wrappers (its _adapters method group) import the adapters
+    # inside methods / for types only.
     assert {"laion_fmri.torch", "laion_fmri.xr", "laion_fmri.alignment"} <= GRAPH[
-        "laion_fmri.subject._subject"
+        "laion_fmri.subject._adapters"
     ]
 
 
@@ -117,7 +118,7 @@ def test_no_import_cycle() -> None:
 
 
 @pytest.mark.parametrize(
-    "adapter", ["laion_fmri.torch", "laion_fmri.xr", "laion_fmri.splits._subject"]
+    "adapter", ["laion_fmri.torch", "laion_fmri.torch_data", "laion_fmri.xr", "laion_fmri.splits._subject"]
 )
 def test_adapters_do_not_import_the_subject_front_door(adapter: str) -> None:
     assert not {m for m in GRAPH[adapter] if m in ("laion_fmri.subject", "laion_fmri.subject._subject")}

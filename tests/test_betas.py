@@ -29,8 +29,9 @@ def test_cache_action_table(use: bool, cached: bool, writable: bool) -> None:
         assert got == ("decode_and_write" if writable else "gather")
 
 
-def _truth(root: Path) -> np.ndarray:
-    brain = nib.load(str(root / layout.r2mean_key(SUB))).get_fdata() != 0
+def _truth(root: Path, source: str = "anatomical") -> np.ndarray:
+    key = layout.anatomical_brain_mask_key(SUB) if source == "anatomical" else layout.r2mean_key(SUB)
+    brain = nib.load(str(root / key)).get_fdata() != 0
     data = np.asarray(nib.load(str(root / layout.betas_key(SUB, SES))).get_fdata(dtype=np.float32))
     return data[brain].T
 
@@ -40,7 +41,7 @@ def test_reader_gathers_maps_and_writes_the_cache(downloaded: Path) -> None:
     reader = sub.betas_reader
     truth = _truth(downloaded)
     cols = np.array([0, 3, 7])
-    entry = cache.entry_for(downloaded, SUB, SES)
+    entry = reader.entry(SES)
     # Cache off: only the requested columns, nothing written.
     np.testing.assert_array_equal(reader.read(SES, cols, cache=False), truth[:, cols])
     assert not entry.data.exists()
@@ -99,3 +100,20 @@ def test_reader_is_usable_without_a_subject(downloaded: Path) -> None:
     brain = load_brain(SubjectFiles(downloaded, SUB))
     reader = SessionBetas(downloaded, SUB, lambda: brain)
     np.testing.assert_array_equal(reader.read(SES, cache=False), _truth(downloaded))
+
+
+def test_cache_is_keyed_by_mask_source(downloaded: Path) -> None:
+    sub = load_subject(SUB, data_dir=downloaded)
+    anat, r2 = sub.get_betas_reader("anatomical"), sub.get_betas_reader("rsquare")
+    assert anat.entry(SES).data != r2.entry(SES).data
+    # The default axis has the plain entry name; the other is tagged with its source.
+    assert anat.entry(SES) == cache.entry_for(downloaded, SUB, SES)
+    assert r2.entry(SES).data.name == "ses-01_mask-rsquare_betas.npy"
+    for source, reader in (("anatomical", anat), ("rsquare", r2), ("anatomical", anat)):
+        for _ in range(2):  # decode and write, then map
+            got = sub.get_betas(SES, mask_source=source, cache=True)
+            np.testing.assert_array_equal(got, _truth(downloaded, source))
+        assert reader.entry(SES).data.is_file()
+    assert sub.get_betas(SES, mask_source="RSquare").shape[1] == sub.get_n_voxels("rsquare")
+    with pytest.raises(ValueError, match="Did you mean 'anatomical'"):
+        sub.get_betas(SES, mask_source="anatomic")

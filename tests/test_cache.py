@@ -23,9 +23,14 @@ SES = "ses-02"
 
 
 def _truth(root: Path, session: str = SES) -> np.ndarray:
-    brain = nib.load(str(root / layout.r2mean_key(SUB))).get_fdata() != 0
+    brain = nib.load(str(root / layout.anatomical_brain_mask_key(SUB))).get_fdata() != 0
     data = nib.load(str(root / layout.betas_key(SUB, session))).get_fdata(dtype=np.float32)
     return data[brain].T
+
+
+def _entry(root: Path, subject: str = SUB, session: str = SES) -> cache.CacheEntry:
+    """The cache entry of the default voxel axis (keyed by the mask source)."""
+    return load_subject(subject, data_dir=root).betas_reader.entry(session)
 
 
 def _is_mapped(arr: np.ndarray) -> bool:
@@ -39,7 +44,7 @@ def _is_mapped(arr: np.ndarray) -> bool:
 
 def test_first_load_writes_then_maps(downloaded: Path) -> None:
     sub = load_subject(SUB)
-    entry = cache.entry_for(downloaded, SUB, SES)
+    entry = _entry(downloaded)
     assert not entry.data.exists()
     first = sub.get_betas(SES)
     assert entry.data.is_file() and entry.sidecar.is_file()
@@ -63,9 +68,9 @@ def test_first_load_writes_then_maps(downloaded: Path) -> None:
 def test_filtered_first_load_caches_whole_brain(downloaded: Path) -> None:
     sub = load_subject(SUB)
     got = sub.get_betas(SES, roi="FFA1")
-    entry = cache.entry_for(downloaded, SUB, SES)
+    entry = _entry(downloaded)
     mm = np.load(entry.data, mmap_mode="r")
-    assert mm.shape == (SPEC.n_trials_in(SUB, SES), SPEC.n_brain_voxels)
+    assert mm.shape == (SPEC.n_trials_in(SUB, SES), SPEC.n_anatomical_voxels)
     truth = _truth(downloaded)
     np.testing.assert_allclose(got, truth[:, sub.get_roi_mask("FFA1")], rtol=1e-6)
     np.testing.assert_allclose(np.asarray(mm), truth, rtol=1e-6)
@@ -93,7 +98,7 @@ def test_same_stamp_is_trusted_changed_stamp_is_not(downloaded: Path) -> None:
 def test_touch_invalidates(downloaded: Path) -> None:
     sub = load_subject(SUB)
     sub.get_betas(SES)
-    entry = cache.entry_for(downloaded, SUB, SES)
+    entry = _entry(downloaded)
     before = json.loads(entry.sidecar.read_text())["source"]["mtime_ns"]
     source = downloaded / layout.betas_key(SUB, SES)
     os.utime(source, ns=(before + 10**9, before + 10**9))
@@ -106,24 +111,24 @@ def test_touch_invalidates(downloaded: Path) -> None:
 def test_mask_change_invalidates(downloaded: Path) -> None:
     sub = load_subject(SUB)
     old = sub.get_betas(SES)
-    r2_path = downloaded / layout.r2mean_key(SUB)
-    img = nib.load(str(r2_path))
+    mask_path = downloaded / layout.anatomical_brain_mask_key(SUB)
+    img = nib.load(str(mask_path))
     data = img.get_fdata()
     first = tuple(np.argwhere(data != 0)[0])
     data[first] = 0
-    nib.save(nib.Nifti1Image(data.astype(np.float32), img.affine), str(r2_path))
+    nib.save(nib.Nifti1Image(data.astype(np.uint8), img.affine), str(mask_path))
     fresh = load_subject(SUB)
     new = fresh.get_betas(SES)
     assert new.shape[1] == old.shape[1] - 1
     np.testing.assert_array_equal(new, old[:, 1:])  # the first C-order voxel was dropped
-    entry = cache.entry_for(downloaded, SUB, SES)
+    entry = _entry(downloaded)
     assert json.loads(entry.sidecar.read_text())["mask_hash"] == fresh._load_brain().digest
 
 
 def test_truncated_or_altered_cache_is_rebuilt(downloaded: Path) -> None:
     sub = load_subject(SUB)
     truth = sub.get_betas(SES)
-    entry = cache.entry_for(downloaded, SUB, SES)
+    entry = _entry(downloaded)
     raw = entry.data.read_bytes()
     entry.data.write_bytes(raw[: len(raw) - 100])
     assert not cache.verify(entry)
@@ -155,7 +160,7 @@ def test_cache_opt_out(downloaded: Path, monkeypatch: pytest.MonkeyPatch) -> Non
                                truth[:, sub.get_roi_mask("FFA1")], rtol=1e-6)
     assert not layout.cache_dir(downloaded).exists()
     sub.get_betas(SES, cache=True)  # an explicit argument wins over the variable
-    assert cache.entry_for(downloaded, SUB, SES).data.is_file()
+    assert _entry(downloaded).data.is_file()
 
 
 def test_cli_info_and_clear(downloaded: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -166,12 +171,12 @@ def test_cli_info_and_clear(downloaded: Path, capsys: pytest.CaptureFixture[str]
     assert main(["cache", "info", "--verify"]) == 0
     out = capsys.readouterr().out
     assert f"{SUB} {SES}" in out and "3 session(s)" in out and "ok" in out
-    shape = f"{SPEC.n_trials_in(SUB, SES)}x{SPEC.n_brain_voxels}"
+    shape = f"{SPEC.n_trials_in(SUB, SES)}x{SPEC.n_anatomical_voxels}"
     assert shape in out
     assert main(["cache", "clear", "--subject", "3"]) == 0
     assert "freed" in capsys.readouterr().out
     assert [e.subject for e in cache.list_entries(downloaded)] == ["sub-01"]
-    entry = cache.entry_for(downloaded, "sub-01", "ses-01")
+    entry = _entry(downloaded, "sub-01", "ses-01")
     raw = bytearray(entry.data.read_bytes())
     raw[-3] ^= 0xFF
     entry.data.write_bytes(bytes(raw))
@@ -258,7 +263,7 @@ def test_symlinked_state_folder_is_refused_too(downloaded: Path, tmp_path: Path)
     state = downloaded / ".laion_fmri"
     state.rmdir()
     state.symlink_to(elsewhere, target_is_directory=True)
-    entry = cache.entry_for(downloaded, SUB, SES)
+    entry = _entry(downloaded)
     with pytest.raises(OSError, match="symbolic link"):
         cache.write_cache(entry, np.zeros((2, 3), np.float32), downloaded / layout.betas_key(SUB, SES),
                           "k", "d")
@@ -268,7 +273,7 @@ def test_symlinked_state_folder_is_refused_too(downloaded: Path, tmp_path: Path)
 def test_symlinked_subject_folder_or_entry_is_not_followed(downloaded: Path, tmp_path: Path) -> None:
     sub = load_subject(SUB)
     truth = sub.get_betas(SES)
-    entry = cache.entry_for(downloaded, SUB, SES)
+    entry = _entry(downloaded)
     # A planted data file that is a link: never mapped, the NIfTI is decoded instead.
     decoy = tmp_path / "decoy.npy"
     np.save(decoy, np.full_like(truth, 7.0))
@@ -300,7 +305,7 @@ def test_symlinked_subject_folder_or_entry_is_not_followed(downloaded: Path, tmp
 def test_bad_sidecar_is_ignored_and_rebuilt(sidecar: bytes, downloaded: Path) -> None:
     sub = load_subject(SUB)
     truth = sub.get_betas(SES)
-    entry = cache.entry_for(downloaded, SUB, SES)
+    entry = _entry(downloaded)
     entry.sidecar.write_bytes(sidecar)
     assert cache.verify(entry) is False
     assert [e.shape for e in cache.list_entries(downloaded)] == [None]
@@ -311,7 +316,7 @@ def test_bad_sidecar_is_ignored_and_rebuilt(sidecar: bytes, downloaded: Path) ->
 
 def test_clear_keeps_lock_files_and_reports_bytes(downloaded: Path) -> None:
     load_subject(SUB).get_betas(SES)
-    entry = cache.entry_for(downloaded, SUB, SES)
+    entry = _entry(downloaded)
     stray = entry.data.with_name(f".{entry.data.name}.99999.tmp")
     stray.write_bytes(b"x" * 100)  # left by a writer that died
     expected = entry.data.stat().st_size + entry.sidecar.stat().st_size + 100

@@ -19,10 +19,12 @@ def test_demo_runs_end_to_end(tmp_path: Path, sample_root: Path, monkeypatch, ca
                      "re-run fetched 0 file(s)", "Downloaded",
                      "roi='FFA1'", "to_nifti round trip", "tau split", "aligned", "wrote",
                      "shared images between train and test: 0", "group.get_shared_betas",
-                     "0 missing, 0 truncated, 0 altered"):
+                     "0 missing, 0 truncated, 0 altered", "mask_source='rsquare' (R2mean != 0)",
+                     "get_t1w() -> ", "get_events('ses-01') -> ", "get_raw_bold(", "get_localizers() -> ",
+                     "get_localizer('floc', 'faceVsOthers')"):
         assert expected in out, expected
     assert "equal=True" in out
-    for name in ("noise_ceiling.png", "rois.png", "trial_0.png"):
+    for name in ("noise_ceiling.png", "rois.png", "trial_0.png", "noise_ceiling_fsaverage.png"):
         png = tmp_path / "demo" / name
         assert png.stat().st_size > 5_000
 
@@ -36,3 +38,6 @@ def test_demo_recovers_planted_signal(tmp_path: Path, sample_root: Path, monkeyp
     assert results["score"] > 0.1
     assert results["score"] > results["shuffled"] + 0.1
     assert np.prod(results["ffa_shape"]) > 0
+    spec = sample.spec_for("tiny")
+    assert results["n_voxels"] == {"anatomical": spec.n_anatomical_voxels, "rsquare": spec.n_brain_voxels}
+    assert results["localizer_face_z"] > 2  # the planted face contrast shows in the face ROIs

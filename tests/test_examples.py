@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -43,10 +44,27 @@ def run_example(script: str, env: dict[str, str], timeout: float = 300) -> str:
     return proc.stdout
 
 
+def stage_anatomical_masks(source: Path, data_dir: Path) -> None:
+    """Place the subjects' anatomical brain masks (the default voxel axis) in ``data_dir``.
+
+    Bridge until ``download()`` brings the anatomical mask with the betas
+    (issue #13, download scopes): the coordinator removes this when wiring
+    ``include_anatomical`` into the download engine.
+    """
+    from laion_fmri import layout
+
+    for subject in layout.SUBJECTS:
+        key = layout.anatomical_brain_mask_key(subject)
+        if (source / key).is_file():
+            (data_dir / key).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / key, data_dir / key)
+
+
 def journey_env(sample_root: Path, base: Path) -> Journey:
     """Environment of a fresh user: empty data dir, sample as source, own config home."""
     data_dir, out = base / "data", base / "out"
     data_dir.mkdir(parents=True)
+    stage_anatomical_masks(sample_root, data_dir)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAION_FMRI_", "AWS_"))}
     env.update(
         LAION_FMRI_DATA_DIR=str(data_dir),
@@ -122,8 +140,9 @@ def test_02_download(journey: Journey, spec) -> None:  # type: ignore[no-untyped
 def test_03_load_betas(journey: Journey, spec) -> None:  # type: ignore[no-untyped-def]
     out = run_example("03_load_betas.py", journey.env)
     n_trials = spec.n_trials_in("sub-03", "ses-01")
-    assert f"ses-01 betas ({n_trials}, {spec.n_brain_voxels}) float32" in out
-    assert f"brain-mask voxels: {spec.n_brain_voxels}" in out
+    assert f"ses-01 betas ({n_trials}, {spec.n_anatomical_voxels}) float32" in out
+    assert f"brain-mask voxels: {spec.n_anatomical_voxels}" in out
+    assert f"R2mean != 0 voxels: {spec.n_brain_voxels}" in out
     assert f"sessions: {list(spec.sessions)}" in out
     total = sum(spec.n_trials_in("sub-03", s) for s in spec.sessions)
     assert re.search(rf"^{total} trials -> \d+ images", out, re.M)

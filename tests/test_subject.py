@@ -34,15 +34,17 @@ def _path(root: Path, key: str) -> Path:
     return root / key  # the sample tree is a raw bucket copy
 
 
-def _brain3d(root: Path, subject: str = SUB) -> np.ndarray:
-    r2 = nib.load(str(_path(root, layout.r2mean_key(subject)))).get_fdata()
-    return r2 != 0
+def _brain3d(root: Path, subject: str = SUB, source: str = "anatomical") -> np.ndarray:
+    """The voxel axis as the reference defines it: the anatomical mask, or R2mean != 0."""
+    key = layout.anatomical_brain_mask_key(subject) if source == "anatomical" else layout.r2mean_key(subject)
+    return nib.load(str(_path(root, key))).get_fdata() != 0
 
 
-def _truth_betas(root: Path, session: str, subject: str = SUB) -> np.ndarray:
+def _truth_betas(root: Path, session: str, subject: str = SUB,
+                 source: str = "anatomical") -> np.ndarray:
     img = nib.load(str(_path(root, layout.betas_key(subject, session))))
     data = np.asarray(img.get_fdata(dtype=np.float32))
-    return data[_brain3d(root, subject)].T
+    return data[_brain3d(root, subject, source)].T
 
 
 def _truth_roi(root: Path, subject: str, label: str) -> np.ndarray:
@@ -77,8 +79,13 @@ def test_load_subject_errors(data_dir: Path) -> None:
 def test_sessions_and_voxels(sub: Subject, shared_downloaded: Path) -> None:
     assert sub.get_sessions() == sorted(SPEC.all_sessions)
     brain = _brain3d(shared_downloaded)
-    assert sub.get_n_voxels() == int(brain.sum()) == SPEC.n_brain_voxels
+    assert sub.get_n_voxels() == int(brain.sum()) == SPEC.n_anatomical_voxels
     np.testing.assert_array_equal(sub.get_brain_mask(), brain.ravel())
+    r2 = _brain3d(shared_downloaded, source="rsquare")
+    assert sub.get_n_voxels("rsquare") == int(r2.sum()) == SPEC.n_brain_voxels
+    np.testing.assert_array_equal(sub.get_brain_mask(source="rsquare"), r2.ravel())
+    np.testing.assert_array_equal(sub.get_brain_mask(source="anatomical"), brain.ravel())
+    assert SPEC.n_brain_voxels < SPEC.n_anatomical_voxels  # the anatomical mask is broader
     assert sub.grid_shape == SPEC.grid_shape
     np.testing.assert_allclose(sub.affine, SPEC.affine)
 
@@ -91,6 +98,11 @@ def test_betas_match_nibabel(sub: Subject, shared_downloaded: Path, session: str
     for _ in range(2):  # cache: the first call writes, the second maps
         betas = sub.get_betas(session, cache=cache)
         assert betas.dtype == np.float32 and betas.flags.c_contiguous
+        assert betas.shape == (SPEC.n_trials_in(SUB, session), SPEC.n_anatomical_voxels)
+        np.testing.assert_allclose(betas, truth, rtol=1e-6, atol=1e-6)
+    truth = _truth_betas(shared_downloaded, session, source="rsquare")
+    for _ in range(2):
+        betas = sub.get_betas(session, cache=cache, mask_source="rsquare")
         assert betas.shape == (SPEC.n_trials_in(SUB, session), SPEC.n_brain_voxels)
         np.testing.assert_allclose(betas, truth, rtol=1e-6, atol=1e-6)
 

@@ -107,7 +107,7 @@ def sub(shared_downloaded: Path):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("session", ["ses-01", "ses-02"])
 def test_betas_on_fsaverage_match_reference_chain(sub, session: str) -> None:  # type: ignore[no-untyped-def]
     betas = sub.get_betas(session=session)
-    out = to_template(sub, betas, "fsaverage", mask_source="rsquare")
+    out = to_template(sub, betas, "fsaverage")
     assert set(out) == {"L", "R"}
     vol = _scatter(betas, sub.get_brain_mask(), sub.grid_shape)
     fs_dir = sub.data_dir / "derivatives" / "freesurfer" / "sub-03"
@@ -118,11 +118,11 @@ def test_betas_on_fsaverage_match_reference_chain(sub, session: str) -> None:  #
 
 
 def test_one_d_values_pial_nearest_fsaverage6(sub) -> None:  # type: ignore[no-untyped-def]
-    nc = sub.get_noise_ceiling(session="ses-01")
+    nc = sub.get_noise_ceiling(session="ses-01", mask_source="rsquare")  # the R2mean axis
     out = to_template(sub, nc, "fsaverage6", hemi="R", surface="pial", interpolation="nearest",
                       mask_source="rsquare")
     assert list(out) == ["R"] and out["R"].shape == (642,)
-    vol = _scatter(nc, sub.get_brain_mask(), sub.grid_shape)
+    vol = _scatter(nc, sub.get_brain_mask(source="rsquare"), sub.grid_shape)
     fs_dir = sub.data_dir / "derivatives" / "freesurfer" / "sub-03"
     ref = reference_chain(vol, sub.affine, fs_dir, _template(sub.data_dir, "R", "41k"), "R",
                           surface="pial", interpolation="nearest")
@@ -132,11 +132,11 @@ def test_one_d_values_pial_nearest_fsaverage6(sub) -> None:  # type: ignore[no-u
 def test_nan_voxels_follow_nilearn(sub) -> None:  # type: ignore[no-untyped-def]
     """NaN voxels on the surface: nilearn drops the samples touching them from the average."""
     betas = sub.get_betas(session="ses-01")[:6].copy()
-    dense = projection_matrices(sub, hemi="L", mask_source="rsquare")["L"].toarray()
+    dense = projection_matrices(sub, hemi="L")["L"].toarray()
     hot = np.argsort(-np.abs(dense).sum(axis=0))[:25]  # voxels the surface samples most
     betas[:3, hot[:20]] = np.nan  # one NaN pattern for rows 0-2 ...
     betas[4, hot[10:]] = np.nan  # ... another for row 4; rows 3 and 5 are clean
-    out = to_template(sub, betas, "fsaverage", hemi="L", mask_source="rsquare")["L"]
+    out = to_template(sub, betas, "fsaverage", hemi="L")["L"]
     vol = _scatter(betas, sub.get_brain_mask(), sub.grid_shape)
     fs_dir = sub.data_dir / "derivatives" / "freesurfer" / "sub-03"
     ref = reference_chain(vol, sub.affine, fs_dir, _template(sub.data_dir, "L"), "L")
@@ -147,10 +147,9 @@ def test_nan_voxels_follow_nilearn(sub) -> None:  # type: ignore[no-untyped-def]
 def test_input_kinds_agree(sub, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     dask_array = pytest.importorskip("dask.array")
     betas = sub.get_betas(session="ses-01")
-    ours = to_template(sub, betas, "fsaverage", mask_source="rsquare")
-    lazy = to_template(sub, dask_array.from_array(betas, chunks=(7, -1)), "fsaverage",
-                       mask_source="rsquare")
-    single = to_template(sub, betas[5], "fsaverage", mask_source="rsquare")
+    ours = to_template(sub, betas, "fsaverage")
+    lazy = to_template(sub, dask_array.from_array(betas, chunks=(7, -1)), "fsaverage")
+    single = to_template(sub, betas[5], "fsaverage")
     for hemi in "LR":
         np.testing.assert_array_equal(lazy[hemi], ours[hemi])
         np.testing.assert_allclose(single[hemi], ours[hemi][5], rtol=1e-6, atol=1e-6)
@@ -167,19 +166,19 @@ def test_input_kinds_agree(sub, tmp_path: Path) -> None:  # type: ignore[no-unty
     one = to_template(sub, path3, "fsaverage", hemi="L")
     np.testing.assert_allclose(one["L"], from_file["L"][2], rtol=1e-6, atol=1e-6)
     mni_file = np.asarray(to_template(sub, path, "MNI305").dataobj)
-    mni_rows = np.asarray(to_template(sub, betas[:4], "MNI305", mask_source="rsquare").dataobj)
+    mni_rows = np.asarray(to_template(sub, betas[:4], "MNI305").dataobj)
     np.testing.assert_array_equal(mni_file, mni_rows)  # (the out-of-mask voxel maps outside MNI)
 
 
 def test_building_blocks_compose(sub) -> None:  # type: ignore[no-untyped-def]
     betas = sub.get_betas(session="ses-02")[:5]
-    native = volume_to_surface(sub, betas, mask_source="rsquare")
+    native = volume_to_surface(sub, betas)
     assert native["L"].shape == (5, 642)
     vol = _scatter(betas, sub.get_brain_mask(), sub.grid_shape)
     mesh = _fs_mesh(sub.data_dir / "derivatives" / "freesurfer" / "sub-03" / "surf" / "lh.white")
     assert_same(native["L"], vol_to_surf(nib.Nifti1Image(vol, sub.affine), mesh).T)
     fsavg = surface_to_template(sub, native)
-    direct = to_template(sub, betas, "fsaverage5", mask_source="rsquare")
+    direct = to_template(sub, betas, "fsaverage5")
     for hemi in "LR":
         np.testing.assert_allclose(fsavg[hemi], direct[hemi], rtol=1e-5, atol=1e-5)
     one = surface_to_template(sub, native["R"][2], hemi="R")
@@ -190,10 +189,10 @@ def test_selection_equals_zero_filled_whole_brain(sub) -> None:  # type: ignore[
     betas = sub.get_betas(session="ses-01")[:8]
     sel = sub.voxel_selection("face", None)
     assert 0 < np.asarray(sel).sum() < betas.shape[1]
-    part = _to_template(sub, betas[:, sel], "fsaverage", mask_source="rsquare", selection=sel)
+    part = _to_template(sub, betas[:, sel], "fsaverage", selection=sel)
     full = np.zeros_like(betas)
     full[:, sel] = betas[:, sel]
-    whole = to_template(sub, full, "fsaverage", mask_source="rsquare")
+    whole = to_template(sub, full, "fsaverage")
     for hemi in "LR":
         np.testing.assert_allclose(part[hemi], whole[hemi], rtol=1e-6, atol=1e-6)
 
@@ -203,7 +202,7 @@ def test_matrix_cached_on_disk_and_keyed_by_inputs(downloaded: Path) -> None:
     sub = load_subject("sub-01", data_dir=downloaded)
     cache = downloaded / ".laion_fmri" / "cache" / "templates" / "sub-01"
     betas = sub.get_betas(session="ses-01")[:3]
-    first = to_template(sub, betas, "fsaverage", mask_source="rsquare")
+    first = to_template(sub, betas, "fsaverage")
     files = sorted(cache.glob("*.npz"))
     assert [f.name.split("-")[0] for f in files] == ["lh.white", "rh.white"]
     from scipy import sparse
@@ -211,20 +210,20 @@ def test_matrix_cached_on_disk_and_keyed_by_inputs(downloaded: Path) -> None:
     stored = sparse.load_npz(files[0])  # plain scipy.sparse .npz
     assert stored.dtype == np.float32 and stored.shape == (162, sub.get_n_voxels())
     stamps = [f.stat().st_mtime_ns for f in files]
-    again = to_template(sub, betas, "fsaverage", mask_source="rsquare")
+    again = to_template(sub, betas, "fsaverage")
     assert [f.stat().st_mtime_ns for f in files] == stamps
     for hemi in "LR":
         np.testing.assert_array_equal(first[hemi], again[hemi])
     # A damaged entry is rebuilt, not trusted.
     files[0].write_bytes(b"not a zip")
-    repaired = to_template(sub, betas, "fsaverage", hemi="L", mask_source="rsquare")
+    repaired = to_template(sub, betas, "fsaverage", hemi="L")
     np.testing.assert_array_equal(repaired["L"], first["L"])
     # New geometry (another sphere.reg) -> a new key, and new numbers.
     fs = downloaded / "derivatives" / "freesurfer" / "sub-01" / "surf"
     coords, faces, meta = nib.freesurfer.read_geometry(str(fs / "lh.sphere.reg"), read_metadata=True)
     rot = np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]])
     nib.freesurfer.write_geometry(str(fs / "lh.sphere.reg"), coords @ rot.T, faces, volume_info=meta)
-    moved = to_template(sub, betas, "fsaverage", hemi="L", mask_source="rsquare")
+    moved = to_template(sub, betas, "fsaverage", hemi="L")
     assert len(list(cache.glob("lh.white-*.npz"))) == 2
     assert not np.allclose(moved["L"], first["L"])
 
@@ -234,7 +233,7 @@ def test_mni305_matches_nitransforms(sub, tmp_path: Path) -> None:  # type: igno
     import nitransforms as nt
 
     betas = sub.get_betas(session="ses-01")[:4]
-    img = to_template(sub, betas, "MNI305", mask_source="rsquare", output_dir=tmp_path, desc="betas",
+    img = to_template(sub, betas, "MNI305", output_dir=tmp_path, desc="betas",
                       session="ses-01")
     assert img.shape == (*MNI305_SHAPE, 4)
     np.testing.assert_array_equal(img.affine, MNI305_AFFINE)
@@ -249,7 +248,7 @@ def test_mni305_matches_nitransforms(sub, tmp_path: Path) -> None:  # type: igno
     assert (data != 0).sum() > 1000
     written = tmp_path / "sub-03_ses-01_space-MNI305_desc-betas_statmap.nii.gz"
     np.testing.assert_array_equal(np.asarray(nib.load(written).dataobj), data)
-    one = volume_to_template(sub, betas[2], mask_source="rsquare")
+    one = volume_to_template(sub, betas[2])
     np.testing.assert_array_equal(np.asarray(one.dataobj), data[..., 2])
 
 
@@ -294,7 +293,7 @@ cras   = 0 0 0
 # --------------------------------------------------------------------------- outputs
 def test_output_dir_writes_bids_gifti(sub, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     betas = sub.get_betas(session="ses-01")[:3]
-    out = to_template(sub, betas, "fsaverage", mask_source="rsquare", output_dir=tmp_path,
+    out = to_template(sub, betas, "fsaverage", output_dir=tmp_path,
                       desc="singletrial", session="ses-01")
     for hemi in "LR":
         path = tmp_path / f"sub-03_ses-01_hemi-{hemi}_space-fsaverage5_desc-singletrial_statmap.func.gii"
@@ -379,18 +378,20 @@ def test_real_format_surface_oblique_grid(tmp_path: Path, monkeypatch: pytest.Mo
 # --------------------------------------------------------------------------- errors
 def test_clear_errors(sub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     nc = sub.get_noise_ceiling(session="ses-01")
-    with pytest.raises(ValueError, match="mask_source='rsquare'"):
-        to_template(sub, nc, "fsaverage")  # anatomical mask not supported by this Subject yet
+    with pytest.raises(ValueError, match="mask_source must be one of"):
+        to_template(sub, nc, "fsaverage", mask_source="r2")
+    with pytest.raises(ValueError, match="n_voxels"):  # rsquare values on the anatomical axis
+        to_template(sub, sub.get_noise_ceiling(session="ses-01", mask_source="rsquare"), "fsaverage")
     with pytest.raises(ValueError, match="hemi"):
-        to_template(sub, nc, "fsaverage", hemi="X", mask_source="rsquare")
+        to_template(sub, nc, "fsaverage", hemi="X")
     with pytest.raises(ValueError, match="target"):
-        to_template(sub, nc, "MNI152", mask_source="rsquare")
+        to_template(sub, nc, "MNI152")
     with pytest.raises(ValueError, match="fsaverage5, fsaverage6 or fsaverage7"):
-        to_template(sub, nc, "fsaverage", fsaverage_density="fsaverage9", mask_source="rsquare")
+        to_template(sub, nc, "fsaverage", fsaverage_density="fsaverage9")
     with pytest.raises(ValueError, match="n_voxels"):
-        to_template(sub, nc[:-1], "fsaverage", mask_source="rsquare")
+        to_template(sub, nc[:-1], "fsaverage")
     with pytest.raises(ValueError, match="interpolation"):
-        to_template(sub, nc, "fsaverage", interpolation="cubic", mask_source="rsquare")
+        to_template(sub, nc, "fsaverage", interpolation="cubic")
     bad = tmp_path / "other.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4)), bad)
     with pytest.raises(ValueError, match="betas grid"):
@@ -402,7 +403,7 @@ def test_missing_files_and_extra(downloaded: Path, monkeypatch: pytest.MonkeyPat
     nc = sub.get_noise_ceiling(session="ses-01")
     (downloaded / "derivatives" / "freesurfer" / "sub-03" / "surf" / "lh.white").unlink()
     with pytest.raises(DataNotDownloadedError, match=r"lh\.white"):
-        to_template(sub, nc, "fsaverage", hemi="L", mask_source="rsquare")
+        to_template(sub, nc, "fsaverage", hemi="L")
     # No local fsaverage sphere and no templateflow package: the error names the extra.
     import shutil
     import sys
@@ -411,16 +412,16 @@ def test_missing_files_and_extra(downloaded: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("TEMPLATEFLOW_HOME", str(downloaded / "empty-tf"))
     monkeypatch.setitem(sys.modules, "templateflow", None)
     with pytest.raises(MissingDependencyError, match=r"laion-fmri\[templates\]"):
-        to_template(sub, nc, "fsaverage", hemi="R", mask_source="rsquare")
+        to_template(sub, nc, "fsaverage", hemi="R")
     real_find = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "scipy" else real_find(name, *a))
     with pytest.raises(MissingDependencyError, match=r"pip install 'laion-fmri\[templates\]'"):
-        to_template(sub, nc, "fsaverage", mask_source="rsquare")
+        to_template(sub, nc, "fsaverage")
     shutil.rmtree(downloaded / "derivatives" / "freesurfer")
     monkeypatch.setattr(importlib.util, "find_spec", real_find)
     with pytest.raises(DataNotDownloadedError, match="FreeSurfer tree"):
-        to_template(sub, nc, "fsaverage", mask_source="rsquare")
+        to_template(sub, nc, "fsaverage")
 
 
 def test_cache_key_changes_with_interpolation_and_mask(tmp_path: Path) -> None:
@@ -442,15 +443,15 @@ def test_project_betas_for_selections_and_session_dicts(sub) -> None:  # type: i
 
     sessions = sub.get_betas(session=["ses-01", "ses-02"], roi="face")
     sel = sub.voxel_selection("face", None)
-    out = project_betas(sub, sessions, "fsaverage5", hemi="L", selection=sel, mask_source="rsquare")
+    out = project_betas(sub, sessions, "fsaverage5", hemi="L", selection=sel)
     assert set(out) == {"ses-01", "ses-02"}
     full = np.zeros((sessions["ses-02"].shape[0], sub.get_n_voxels()), np.float32)
     full[:, sel] = sessions["ses-02"]
-    expected = to_template(sub, full, "fsaverage5", hemi="L", mask_source="rsquare")["L"]
+    expected = to_template(sub, full, "fsaverage5", hemi="L")["L"]
     np.testing.assert_allclose(out["ses-02"], expected, rtol=1e-6, atol=1e-6)
     whole = sub.get_betas(session="ses-01")
     assert project_betas(sub, whole, "T1w") is whole
-    both = project_betas(sub, whole, "fsaverage", mask_source="rsquare")
+    both = project_betas(sub, whole, "fsaverage")
     assert set(both) == {"L", "R"} and both["R"].shape == (whole.shape[0], 162)
 
 
@@ -458,9 +459,28 @@ def test_noise_ceiling_figure_on_fsaverage(sub, tmp_path: Path) -> None:  # type
     from laion_fmri.plotting_surface import plot_fsaverage, plot_noise_ceiling_on_fsaverage
 
     png = tmp_path / "nc.png"
-    fig = plot_noise_ceiling_on_fsaverage(sub, session="ses-01", mask_source="rsquare", out=png)
+    fig = plot_noise_ceiling_on_fsaverage(sub, session="ses-01", out=png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len([ax for ax in fig.axes if ax.name == "3d"]) == 4
     assert "ses-01" in fig._suptitle.get_text()  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="values"):
         plot_fsaverage({"L": np.zeros(5)}, data_dir=sub.data_dir)
+
+
+def test_get_betas_in_template_space(sub) -> None:  # type: ignore[no-untyped-def]
+    """get_betas(space=...) equals projecting the voxel-axis betas, for both mask sources."""
+    for source in ("anatomical", "rsquare"):
+        native = sub.get_betas("ses-01", roi="face", mask_source=source)
+        full = np.zeros((native.shape[0], sub.get_n_voxels(source)), np.float32)
+        full[:, sub.get_roi_mask("face", mask_source=source)] = native
+        expected = to_template(sub, full, "fsaverage5", mask_source=source)
+        left = sub.get_betas("ses-01", roi="face", mask_source=source, space="fsaverage5", hemi="L")
+        assert left.shape == (native.shape[0], 162)
+        np.testing.assert_allclose(left, expected["L"], rtol=1e-6, atol=1e-6)
+    both = sub.get_betas(["ses-01", "ses-02"], space="fsaverage5")
+    assert set(both) == {"ses-01", "ses-02"} and set(both["ses-02"]) == {"L", "R"}
+    assert sub.get_betas("ses-01", space="T1w").shape == (both["ses-01"]["L"].shape[0],
+                                                          sub.get_n_voxels())
+    via_method = sub.to_template(sub.get_noise_ceiling(session="ses-01"), "fsaverage5", hemi="R")
+    direct = to_template(sub, sub.get_noise_ceiling(session="ses-01"), "fsaverage5", hemi="R")
+    np.testing.assert_array_equal(via_method["R"], direct["R"])

@@ -3,8 +3,10 @@
 It builds (or reuses) the sample dataset, serves it as the data *source*, and
 walks the user journey through the real code paths: configure, discover,
 download (with progress, then an idempotent re-run), load betas with ROI /
-category / noise-ceiling filters, write a NIfTI back, align stimuli, apply the
-``tau`` split, fit CLIP embeddings to betas, and save figures.
+category / noise-ceiling filters, write a NIfTI back, choose the brain mask
+of the voxel axis, read anatomy, raw runs and localizer maps, align stimuli,
+apply the ``tau`` split, fit CLIP embeddings to betas, and save figures
+(including the noise ceiling on fsaverage).
 
 The user's persisted configuration is never touched: the demo sets its data
 directory and source through environment variables of its own process.
@@ -87,6 +89,74 @@ def _analysis(sub, sessions: list[str], echo: Callable[[str], None],
     results["n_images_averaged"] = int(means.shape[0])
 
 
+def _stage_native_trees(source: Path, data_dir: Path, subjects: tuple[str, ...],
+                        echo: Callable[[str], None]) -> None:
+    """Copy the anatomy, FreeSurfer, raw and localizer trees of ``subjects`` from the sample.
+
+    Stand-in until ``download(..., include_anatomical=True, include_freesurfer=True)``
+    and ``download_raw(...)`` are wired into the download engine (issue #13).
+    """
+    import shutil
+
+    from laion_fmri import layout
+
+    prefixes = ["templateflow/"]
+    for subject in subjects:
+        prefixes += [layout.anatomical_prefix(subject), layout.freesurfer_prefix(subject),
+                     layout.localizer_prefix(subject), layout.raw_subject_prefix(subject)]
+    for prefix in prefixes:
+        src, dst = source / prefix, data_dir / prefix
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+    echo(f"(for now the demo copies the anatomy, FreeSurfer, raw and localizer trees of "
+         f"{', '.join(subjects)} from the sample; download(include_anatomical=True, "
+         "include_freesurfer=True) and download_raw() bring them once wired)")
+
+
+def _native(sub, out: Path, echo: Callable[[str], None], results: dict[str, object]) -> None:
+    """The voxel axis per brain mask, anatomy, FreeSurfer, raw runs and localizers."""
+    anat, r2 = sub.get_n_voxels(), sub.get_n_voxels(mask_source="rsquare")
+    echo(f"voxel axis: anatomical brain mask (default) {anat} voxels; "
+         f"mask_source='rsquare' (R2mean != 0) {r2} voxels")
+    both = {m: sub.get_betas(session="ses-01", roi="FFA1", mask_source=m).shape
+            for m in ("anatomical", "rsquare")}
+    echo(f"get_betas('ses-01', roi='FFA1', mask_source=...) -> {both}")
+    t1w = sub.get_t1w()
+    echo(f"get_t1w() -> {t1w.shape} (betas grid), get_t1w(res='0pt8') -> "
+         f"{sub.get_t1w(res='0pt8').shape}; FreeSurfer: {sub.has_freesurfer()} "
+         f"({sub.get_freesurfer_dir().name}/surf: "
+         f"{len(list((sub.get_freesurfer_dir() / 'surf').iterdir()))} files)")
+    if sub.has_raw("ses-01"):
+        events = sub.get_events("ses-01")
+        bold = sub.get_raw_bold("ses-01", run=1, echo=2)
+        echo(f"get_events('ses-01') -> {len(events)} events over runs "
+             f"{sorted(events['run'].unique().tolist())}; get_raw_bold('ses-01', run=1, echo=2) "
+             f"-> {bold.shape} (volumes x brain voxels, streamed)")
+    table = sub.get_localizers()
+    echo(f"get_localizers() -> {len(table)} maps, tasks {sorted(table['task'].unique())}")
+    z = sub.get_localizer("floc", "faceVsOthers")
+    face = sub.get_roi_mask("face")
+    echo(f"get_localizer('floc', 'faceVsOthers') -> {z.shape}; mean z in face ROIs "
+         f"{np.nanmean(z[face]):.2f} vs {np.nanmean(z[~face]):.2f} elsewhere")
+    results.update(n_voxels={"anatomical": anat, "rsquare": r2}, localizer_face_z=float(
+        np.nanmean(z[face])))
+
+
+def _surface_figure(sub, out: Path, echo: Callable[[str], None]) -> list[Path]:
+    """The noise ceiling on fsaverage, when the templates extra is installed."""
+    import importlib.util
+
+    missing = [m for m in ("scipy", "nilearn", "nitransforms") if importlib.util.find_spec(m) is None]
+    if missing:
+        echo("noise ceiling on fsaverage: skipped (pip install 'laion-fmri[templates]')")
+        return []
+    from laion_fmri.plotting_surface import plot_noise_ceiling_on_fsaverage
+
+    path = out / "noise_ceiling_fsaverage.png"
+    plot_noise_ceiling_on_fsaverage(sub, session="ses-01", out=path)
+    return [path]
+
+
 def run_demo(out: str | os.PathLike[str] = "demo-output", scale: str = "tiny",
              echo: Callable[[str], None] = print) -> dict[str, object]:
     """Run the walk-through and return the key results (for tests).
@@ -155,6 +225,7 @@ def run_demo(out: str | os.PathLike[str] = "demo-output", scale: str = "tiny",
     echo(">>> verify(subject='sub-03')")
     echo(str(verify(subject="sub-03")))
     results["downloaded"] = report
+    _stage_native_trees(source, data_dir, ("sub-01", "sub-03"), echo)
 
     _section("4. Load betas")
     from laion_fmri.subject import load_subject
@@ -191,6 +262,9 @@ def run_demo(out: str | os.PathLike[str] = "demo-output", scale: str = "tiny",
     back = np.asarray(nib.load(nifti_path).dataobj).ravel()[sub.get_brain_mask()]
     echo(f"to_nifti round trip: {nifti_path.name} equal={np.allclose(back, nc, equal_nan=True)}")
     results.update(betas_shape=betas.shape, ffa_shape=ffa.shape, face_shape=face.shape)
+
+    _section("4b. Voxel axis, anatomy, raw runs, localizers")
+    _native(sub, out, echo, results)
 
     _section("5. Stimuli aligned to trials")
     download_embeddings(models=["CLIP"])
@@ -241,9 +315,10 @@ def run_demo(out: str | os.PathLike[str] = "demo-output", scale: str = "tiny",
     plotting.plot_rois(sub, out=rois_png)
     trial_png = out / "trial_0.png"
     plotting.plot_trial(sub, 0, roi="face", out=trial_png)
-    for path in (nc_png, rois_png, trial_png):
+    figures = [nc_png, rois_png, trial_png, *_surface_figure(sub, out, echo)]
+    for path in figures:
         echo(f"wrote {path}")
-    results["figures"] = [nc_png, rois_png, trial_png]
+    results["figures"] = figures
     _section("done")
     return results
 

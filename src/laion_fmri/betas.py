@@ -164,14 +164,11 @@ class SessionBetas:
         -------
         laion_fmri._cache.CacheEntry
         """
-        entry = _cache.entry_for(self._root, self._subject, session)
-        if self.mask_source == DEFAULT_MASK_SOURCE:
-            return entry
-        tag = f"_mask-{self.mask_source}"
-        return _cache.CacheEntry(
-            entry.data.with_name(entry.data.stem + tag + entry.data.suffix),
-            entry.sidecar.with_name(entry.sidecar.stem + tag + entry.sidecar.suffix),
-        )
+        # The default axis keeps the plain name (an entry of another mask there fails
+        # its mask-hash check and is rebuilt); the tag sits where the session does, so
+        # listing and clearing see a tagged entry as one entry.
+        tag = "" if self.mask_source == DEFAULT_MASK_SOURCE else f"_mask-{self.mask_source}"
+        return _cache.entry_for(self._root, self._subject, f"{session}{tag}")
 
     def _open(self, session: str, path: Path, mode: str) -> np.ndarray | None:
         key = layout.betas_key(self._subject, session)

@@ -4,8 +4,8 @@
 gives the scanner coordinates of the voxels. Both take the brain-mask file and
 an affine explicitly; :meth:`laion_fmri.subject.Subject.to_nifti` and
 :meth:`~laion_fmri.subject.Subject.get_voxel_coordinates` do the same from a
-loaded subject. The pure pieces (:func:`scatter`, :func:`voxel_coordinates`)
-are shared.
+loaded subject: both go through the same :func:`voxel_coordinates` and
+:func:`write_values` (:func:`scatter` + the NIfTI writer).
 
 Voxel order: the C order of the ``(x, y, z)`` array (``np.where`` order).
 ``roi_mask`` and ``custom_mask`` are boolean arrays over the brain voxels;
@@ -156,13 +156,49 @@ def to_nifti(
     >>> to_nifti(nc, "nc.nii.gz", "mask.nii.gz", affine)  # doctest: +SKIP
     PosixPath('nc.nii.gz')
     """
+    index, grid = _selection(brain_mask_path, roi_mask, custom_mask)
+    return write_values(values, index, grid, affine, output_path)
+
+
+def write_values(values: np.ndarray, c_index: np.ndarray, grid_shape: Sequence[int],
+                 affine: np.ndarray, output_path: str | os.PathLike[str]) -> Path:
+    """:func:`scatter` the values and save them as a float32 NIfTI (the one writer).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        ``(n,)`` or ``(k, n)`` values, one per selected voxel.
+    c_index : numpy.ndarray
+        ``(n,)`` C-order flat indices of the voxels in the grid.
+    grid_shape : sequence of int
+        ``(X, Y, Z)``.
+    affine : numpy.ndarray
+        ``(4, 4)`` affine of the written image.
+    output_path : str or os.PathLike
+        ``.nii`` or ``.nii.gz`` file (its folder must exist).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ValueError
+        A values length mismatch or a file name that is not ``.nii``/``.nii.gz``.
+    FileNotFoundError
+        If the output folder does not exist.
+
+    Examples
+    --------
+    >>> write_values(np.ones(2), np.array([0, 5]), (2, 3, 1), np.eye(4), "v.nii.gz")  # doctest: +SKIP
+    PosixPath('v.nii.gz')
+    """
     import nibabel as nib
 
-    index, grid = _selection(brain_mask_path, roi_mask, custom_mask)
-    data = scatter(values, index, grid)
     out = Path(output_path)
     if not out.name.endswith((".nii", ".nii.gz")):
         raise ValueError(f"to_nifti writes a .nii or .nii.gz file, not {out.name!r}.")
+    data = scatter(values, c_index, grid_shape)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"The folder {out.parent} does not exist; create it first.")
     img = nib.Nifti1Image(data, np.asarray(affine, dtype=np.float64))
@@ -207,4 +243,4 @@ def get_voxel_coordinates(
     return voxel_coordinates(index, grid, affine)
 
 
-__all__ = ["get_voxel_coordinates", "scatter", "to_nifti", "voxel_coordinates"]
+__all__ = ["get_voxel_coordinates", "scatter", "to_nifti", "voxel_coordinates", "write_values"]

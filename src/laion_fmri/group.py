@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,6 +14,9 @@ from laion_fmri._docs import fill_doc
 from laion_fmri.config import get_data_dir
 from laion_fmri.errors import DataNotDownloadedError
 from laion_fmri.subject import Subject, load_subject
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 
 class Group:
@@ -70,12 +74,13 @@ class Group:
         roi: str | Sequence[str] | None = None,
         mask: np.ndarray | None = None,
         nc_threshold: float | None = None,
+        mask_source: str | None = None,
     ) -> dict[str, object]:
         """Betas of the shared-image trials for every subject.
 
         Parameters
         ----------
-        session, roi, mask, nc_threshold
+        session, roi, mask, nc_threshold, mask_source
             As in :meth:`laion_fmri.subject.Subject.get_betas` (``mask`` is per
             subject, so it only makes sense for a one-subject group or the same grid).
 
@@ -90,10 +95,64 @@ class Group:
         """
         return {
             sid: sub.get_betas(
-                session, roi=roi, mask=mask, nc_threshold=nc_threshold, stimuli="shared"
+                session, roi=roi, mask=mask, nc_threshold=nc_threshold, stimuli="shared",
+                mask_source=mask_source,
             )
             for sid, sub in self
         }
+
+    def _shared_names(self) -> list[str]:
+        """Shared images every member saw, in the first member's stimulus order."""
+        from laion_fmri.subject._stimulus_methods import stimulus_names
+
+        per = [stimulus_names(sub.metadata, "shared") for _, sub in self]
+        common = set.intersection(*(set(p) for p in per)) if per else set()
+        return [n for n in (per[0] if per else []) if n in common]
+
+    def get_shared_stimulus_metadata(self) -> pd.DataFrame:
+        """Metadata of the shared images every member saw (the rows of :meth:`get_shared_images`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Stimulus table rows plus ``stimulus_id``, index ``0..n-1``.
+
+        Raises
+        ------
+        StimuliNotDownloadedError
+            The stimulus metadata is not downloaded.
+        """
+        from laion_fmri.stimuli import load_stimuli
+
+        table = load_stimuli(next(iter(self))[1].data_dir).metadata
+        rows = table.set_index("image_name", drop=False).loc[self._shared_names()]
+        rows = rows.reset_index(drop=True)
+        return rows.assign(stimulus_id=rows["image_name"].astype(str))
+
+    def get_shared_images(self, format: str = "pil") -> Any:
+        """The shared images every member saw, as for ``Subject.get_images``.
+
+        Parameters
+        ----------
+        format : {"pil", "numpy", "torch"}
+            List of PIL images, ``(N, H, W, 3)`` uint8, or ``(N, 3, H, W)`` float32 in [0, 1].
+
+        Returns
+        -------
+        list or numpy.ndarray or torch.Tensor
+
+        Raises
+        ------
+        StimuliNotDownloadedError
+            The images are not downloaded.
+        """
+        from laion_fmri.stimuli import load_stimuli
+        from laion_fmri.subject._stimulus_methods import IMAGE_FORMATS, images_as
+
+        if format not in IMAGE_FORMATS:
+            raise ValueError(f"format must be one of {IMAGE_FORMATS}, not {format!r}.")
+        hub = load_stimuli(next(iter(self))[1].data_dir)
+        return images_as([hub.images.get(n) for n in self._shared_names()], format)
 
 
 def downloaded_subjects(data_dir: str | os.PathLike[str]) -> list[str]:

@@ -83,7 +83,9 @@ def pick_slices(occupied: np.ndarray, n_slices: int) -> list[int]:
     return sorted({int(planes[round(p)]) for p in picks})
 
 
-def back_project(sub: Subject, values: np.ndarray, sel: np.ndarray | None) -> np.ndarray:
+@fill_doc
+def back_project(sub: Subject, values: np.ndarray, sel: np.ndarray | None,
+                 mask_source: str | None = None) -> np.ndarray:
     """Put per-voxel values back on the subject's grid (NaN outside the selection).
 
     Parameters
@@ -94,6 +96,7 @@ def back_project(sub: Subject, values: np.ndarray, sel: np.ndarray | None) -> np
         ``(n_selected,)`` values in voxel order.
     sel : numpy.ndarray or None
         Boolean selection over brain voxels the values belong to (``None``: all).
+    %(mask_source)s
 
     Returns
     -------
@@ -111,7 +114,7 @@ def back_project(sub: Subject, values: np.ndarray, sel: np.ndarray | None) -> np
     >>> vol.shape == sub.grid_shape  # doctest: +SKIP
     True
     """
-    index = np.flatnonzero(sub.get_brain_mask())
+    index = np.flatnonzero(sub.get_brain_mask(source=mask_source))
     if sel is not None:
         index = index[sel]
     arr = np.asarray(values, dtype=np.float64)
@@ -125,11 +128,11 @@ def back_project(sub: Subject, values: np.ndarray, sel: np.ndarray | None) -> np
     return vol.reshape(sub.grid_shape)
 
 
-def _background(sub: Subject) -> np.ndarray:
+def _background(sub: Subject, mask_source: str | None = None) -> np.ndarray:
     """Mean R2 map for anatomy-like context; the brain mask when R2mean is absent."""
     from laion_fmri import _nifti as nifti
 
-    brain = sub.get_brain_mask().reshape(sub.grid_shape).astype(np.float64)
+    brain = sub.get_brain_mask(source=mask_source).reshape(sub.grid_shape).astype(np.float64)
     path = layout.local_path(sub.data_dir, layout.r2mean_key(sub.subject_id))
     if not path.is_file():
         return brain
@@ -162,6 +165,7 @@ def plot_map(
     vmax: float | None = None,
     outline: str | Sequence[str] | None = None,
     out: str | os.PathLike[str] | None = None,
+    mask_source: str | None = None,
 ) -> Figure:
     """Axial slices of a per-voxel map (noise ceiling, R2, model scores) on the subject's grid.
 
@@ -186,6 +190,7 @@ def plot_map(
         ROI query (name, category, ``"all"`` or a list) drawn as a white
         contour over the map, e.g. ``outline="face"``.
     %(out_png)s
+    %(mask_source)s
 
     Returns
     -------
@@ -204,8 +209,8 @@ def plot_map(
     >>> fig = plot_map(sub, nc, title="NC 12rep (%)", out="nc.png")  # doctest: +SKIP
     """
     n_slices = _check_slices(n_slices)
-    sel = sub.voxel_selection(roi, mask)
-    vol = back_project(sub, values, sel)
+    sel = sub.voxel_selection(roi, mask, mask_source=mask_source)
+    vol = back_project(sub, values, sel, mask_source)
     finite = np.isfinite(vol)
     lo = float(np.nanmin(vol[finite])) if vmin is None and finite.any() else vmin
     hi = float(np.nanmax(vol[finite])) if vmax is None and finite.any() else vmax
@@ -213,11 +218,12 @@ def plot_map(
         lo, hi = lo - 0.5, hi + 0.5
     placed = ~np.isnan(vol)
     planes = pick_slices(placed.any(axis=(0, 1)), n_slices) or [sub.grid_shape[2] // 2]
-    bg = _background(sub)
+    bg = _background(sub, mask_source)
     contour = None
     if outline is not None:
         contour = np.zeros(int(np.prod(sub.grid_shape)), dtype=bool)
-        contour[np.flatnonzero(sub.get_brain_mask())[sub.get_roi_mask(outline)]] = True
+        brain_index = np.flatnonzero(sub.get_brain_mask(source=mask_source))
+        contour[brain_index[sub.get_roi_mask(outline, mask_source=mask_source)]] = True
         contour = contour.reshape(sub.grid_shape)
 
     ncols = min(len(planes), _MAX_COLS)
@@ -251,6 +257,7 @@ def plot_rois(
     category: str | None = None,
     n_slices: int = DEFAULT_SLICES,
     out: str | os.PathLike[str] | None = None,
+    mask_source: str | None = None,
 ) -> Figure:
     """ROI fills and outlines over the mean-R2 map, one colour per ROI.
 
@@ -263,6 +270,7 @@ def plot_rois(
     n_slices : int
         Number of axial planes (evenly spaced over planes with ROI voxels).
     %(out_png)s
+    %(mask_source)s
 
     Returns
     -------
@@ -288,8 +296,8 @@ def plot_rois(
             f"No ROI masks of {sub.subject_id} are on disk in {sub.data_dir}. Download them with "
             f'`laion_fmri.download.download(subject="{sub.subject_id}")`.'
         )
-    masks = sub.get_roi_data(names, format="volume")
-    brain_index = np.flatnonzero(sub.get_brain_mask())
+    masks = sub.get_roi_data(names, format="volume", mask_source=mask_source)
+    brain_index = np.flatnonzero(sub.get_brain_mask(source=mask_source))
     labels = np.zeros(int(np.prod(sub.grid_shape)), dtype=np.int16)
     for code, name in enumerate(names, start=1):
         labels[brain_index[masks[name]]] = code
@@ -297,7 +305,7 @@ def plot_rois(
     palette = colormaps["tab20"](np.linspace(0, 1, 20))
     colors = [palette[(2 * c) % 20 + (2 * c) // 20 % 2] for c in range(len(names))]
     planes = pick_slices((labels > 0).any(axis=(0, 1)), n_slices) or [sub.grid_shape[2] // 2]
-    bg = _background(sub)
+    bg = _background(sub, mask_source)
 
     ncols = min(len(planes), _MAX_COLS)
     nrows = int(np.ceil(len(planes) / ncols))
@@ -343,6 +351,7 @@ def plot_trial(
     i: int,
     roi: str | Sequence[str] | None = None,
     out: str | os.PathLike[str] | None = None,
+    mask_source: str | None = None,
 ) -> Figure:
     """One trial: its image, the image's captions, and its betas per ROI.
 
@@ -356,6 +365,7 @@ def plot_trial(
         ROI query (name, category, ``"all"`` or list); every ROI it names gets
         one strip of voxel betas with its mean. Default: the whole brain mask.
     %(out_png)s
+    %(mask_source)s
 
     Returns
     -------
@@ -381,9 +391,10 @@ def plot_trial(
     row = _trial_row(sub, i)
     session, k = str(row["session"]), int(row["session_trial"])
     name = str(row["image_name"])
-    whole = np.asarray(sub.get_betas(session)[k], dtype=np.float64)
+    whole = np.asarray(sub.get_betas(session, mask_source=mask_source)[k], dtype=np.float64)
     groups = {"brain": whole} if roi is None else {
-        r: whole[m] for r, m in sub.get_roi_data(roi, format="volume").items()
+        r: whole[m]
+        for r, m in sub.get_roi_data(roi, format="volume", mask_source=mask_source).items()
     }
 
     fig = _figure(11.0, 3.8, constrained=True)

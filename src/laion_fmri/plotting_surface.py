@@ -182,7 +182,7 @@ def plot_noise_ceiling_on_fsaverage(sub: Any, *, session: str | None = None, des
         kwargs["session"] = session
     if desc is not None:
         kwargs["desc"] = desc
-    nc = sub.get_noise_ceiling(**kwargs)
+    nc = sub.get_noise_ceiling(**kwargs, mask_source=mask_source)
     surf = to_template(sub, nc, "fsaverage", fsaverage_density=density, mask_source=mask_source)
     what = session or desc or "noise ceiling"
     return plot_fsaverage(surf, density=density, data_dir=sub.data_dir, label="noise ceiling (%)",

@@ -130,7 +130,7 @@ class SubjectDataset(_Base):  # type: ignore[misc, valid-type]
     ----------
     sub : Subject
         A loaded subject (:func:`laion_fmri.load_subject`), or anything with
-        the same ``select``/``metadata``/``betas_reader`` interface.
+        the same ``select``/``metadata``/``get_betas_reader`` interface.
     %(session)s
     %(roi_mask)s
     %(nc_threshold_one)s
@@ -147,6 +147,7 @@ class SubjectDataset(_Base):  # type: ignore[misc, valid-type]
         z-score betas per voxel within each session (NaN-ignoring mean and
         population std; a constant voxel gives 0), exactly as
         :func:`laion_fmri.stats.zscore_by_session` on the session's trials.
+    %(mask_source)s
 
     Attributes
     ----------
@@ -156,6 +157,8 @@ class SubjectDataset(_Base):  # type: ignore[misc, valid-type]
         Included sessions.
     n_voxels : int
         Length of every item's ``betas``.
+    mask_source : str
+        Brain mask of the voxel axis.
     memory_mapped : bool
         True when betas are read from the cache's memory maps; False when the
         cache is disabled (``LAION_FMRI_CACHE=0``) or cannot be written (a
@@ -201,6 +204,7 @@ class SubjectDataset(_Base):  # type: ignore[misc, valid-type]
         image_size: int | tuple[int, int] | None = None,
         transform: Callable[[Any], Any] | None = None,
         zscore: bool = False,
+        mask_source: str | None = None,
     ) -> None:
         _require_torch()
         self._image, self._models = _canonical_features(features)
@@ -210,7 +214,9 @@ class SubjectDataset(_Base):  # type: ignore[misc, valid-type]
         self._transform = transform
         self.subject_id: str = sub.subject_id
         self.data_dir = sub.data_dir
-        selection = sub.select(session, roi, mask, nc_threshold, one_voxel_set=True)
+        selection = sub.select(session, roi, mask, nc_threshold, one_voxel_set=True,
+                               mask_source=mask_source)
+        self.mask_source: str = selection.mask_source
         self.sessions = list(selection.sessions)
         self._cols: np.ndarray | None = selection.columns()
         self.n_voxels = selection.n_voxels
@@ -231,7 +237,7 @@ class SubjectDataset(_Base):  # type: ignore[misc, valid-type]
         self._stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.memory_mapped = True
         for s in self.sessions:
-            source = self._prepare_session(sub.betas_reader, s)
+            source = self._prepare_session(sub.get_betas_reader(self.mask_source), s)
             if zscore:
                 self._stats[s] = _session_stats(source, None if self._arrays else self._cols)
             del source

@@ -23,10 +23,12 @@ SUBJECT_NC_DESCS: tuple[str, ...] = ("Noiseceiling4rep", "Noiseceiling12rep", "N
 EMBEDDING_MODELS: tuple[str, ...] = ("CLIP", "DINOv2", "PEcore", "SigLIP2")
 EMBEDDING_DIMS: dict[str, int] = {"CLIP": 1024, "DINOv2": 1024, "PEcore": 1024, "SigLIP2": 1152}
 
-#: Where the brain mask (the voxel axis) comes from. ``"rsquare"``: voxels with
+#: Where the brain mask (the voxel axis) comes from. ``"anatomical"`` (the
+#: default, as in the current reference release): the subject's anatomical
+#: ``res-1pt8`` ``desc-brain`` mask on the betas grid. ``"rsquare"``: voxels with
 #: a non-zero mean R² (``R2mean != 0``), or the snapshot ``meanR2gt15mask`` file.
-MASK_SOURCES: tuple[str, ...] = ("rsquare",)
-DEFAULT_MASK_SOURCE = "rsquare"
+MASK_SOURCES: tuple[str, ...] = ("anatomical", "rsquare")
+DEFAULT_MASK_SOURCE = "anatomical"
 
 # Above this many options the pool is narrowed before difflib (which is quadratic).
 _NARROW_ABOVE = 500
@@ -335,6 +337,8 @@ def normalize_mask_source(mask_source: object) -> str:
     Examples
     --------
     >>> normalize_mask_source(None)
+    'anatomical'
+    >>> normalize_mask_source("RSquare")
     'rsquare'
     """
     if mask_source is None:

@@ -52,6 +52,7 @@ def to_xarray(
     mask: object = None,
     nc_threshold: float | None = None,
     lazy: bool = False,
+    mask_source: str | None = None,
 ) -> xarray.DataArray:
     """Betas of one subject as an ``xarray.DataArray`` with dims ``(trial, voxel)``.
 
@@ -65,6 +66,7 @@ def to_xarray(
     %(nc_threshold_one)s
     lazy : bool
         Back the array with dask (one chunk per session) instead of loading it.
+    %(mask_source)s
 
     Returns
     -------
@@ -93,13 +95,15 @@ def to_xarray(
     xr = MissingDependencyError.require("xarray", "xarray")
     import pandas as pd
 
-    selection = sub.select(session, roi, mask, nc_threshold, one_voxel_set=True)
+    selection = sub.select(session, roi, mask, nc_threshold, one_voxel_set=True,
+                           mask_source=mask_source)
     sessions = list(selection.sessions)
     sel = selection.voxels_for()
+    source = selection.mask_source
     if lazy:
-        data = sub.get_betas(sessions, mask=sel, lazy=True)
+        data = sub.get_betas(sessions, mask=sel, lazy=True, mask_source=source)
     else:
-        parts = sub.get_betas(sessions, mask=sel)
+        parts = sub.get_betas(sessions, mask=sel, mask_source=source)
         data = np.concatenate([parts[s] for s in sessions], axis=0)
 
     meta = sub.metadata
@@ -116,7 +120,7 @@ def to_xarray(
             coords[col] = ("trial", trials[col].to_numpy())
 
     voxel_ids = np.arange(selection.n_brain) if sel is None else np.flatnonzero(sel)
-    ijk = _grid_indices(sub.get_brain_mask(), sub.grid_shape, sel)
+    ijk = _grid_indices(sub.get_brain_mask(source=source), sub.grid_shape, sel)
     xyz = ijk.astype(np.float64) @ sub.affine[:3, :3].T + sub.affine[:3, 3]
     coords["voxel"] = voxel_ids.astype(np.int64)
     for name, column in zip("xyz", xyz.T, strict=True):
@@ -128,7 +132,7 @@ def to_xarray(
         dims=("trial", "voxel"),
         coords=coords,
         name="betas",
-        attrs={"subject": sub.subject_id, "sessions": list(sessions)},
+        attrs={"subject": sub.subject_id, "sessions": list(sessions), "mask_source": source},
     )
 
 

@@ -53,6 +53,7 @@ def subject_split(
     variant_id: int = 0,
     ood_types: str | Iterable[str] | None = None,
     version: str | None = None,
+    mask_source: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, pd.DataFrame]:
     """Split a subject's single-trial betas into train and test sets.
 
@@ -75,6 +76,7 @@ def subject_split(
     version : str, optional
         Generation of the split files (:func:`laion_fmri.splits.list_versions`);
         ``None`` is the current one, ``"gen3"``.
+    %(mask_source)s
 
     Returns
     -------
@@ -98,9 +100,11 @@ def subject_split(
     """
     pool = sub.subject_id if pool is None else pool
     # Same rule as the torch/xarray adapters: one voxel set for all rows.
-    selection = sub.select(session, roi, mask, nc_threshold, one_voxel_set=True)
+    selection = sub.select(session, roi, mask, nc_threshold, one_voxel_set=True,
+                           mask_source=mask_source)
     metadata = sub.metadata
-    betas = sub.get_betas(session=list(selection.sessions), mask=selection.voxels_for())
+    betas = sub.get_betas(session=list(selection.sessions), mask=selection.voxels_for(),
+                          mask_source=selection.mask_source)
     blocks = [
         (betas[s], _session_trials(metadata, s, np.shape(betas[s])[0]))
         for s in _session_order(metadata, betas)

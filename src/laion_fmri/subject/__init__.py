@@ -4,12 +4,18 @@
 parts each do one job in a private module of this package:
 
 * ``_sessions``: which sessions are on disk, what ``session=`` names;
-* ``_brain``: the voxel axis (brain mask), coordinates, NIfTI output;
+* ``_brain``: the voxel axis (brain mask of a ``mask_source``), coordinates,
+  NIfTI output; ``_voxels``: one set of voxel-axis parts per mask source;
 * ``_trials``: trial tables, ``metadata``, the rows-match-volumes check;
 * ``_selection``: the frozen :class:`Selection` a read covers;
 * ``_rois``, ``_noise``: ROI masks and noise-ceiling maps;
 * ``_read``: trial filters, repeat averaging and the lazy dask stack over
-  the one betas reader, :class:`laion_fmri.betas.SessionBetas`.
+  the one betas reader, :class:`laion_fmri.betas.SessionBetas`;
+* ``_anatomy``, ``_raw``: anatomical images, FreeSurfer, localizer maps and
+  raw BIDS runs (streamed onto the same voxel axis);
+* ``_roi_methods``, ``_adapters``, ``_stimulus_methods``: method groups of
+  :class:`Subject` (ROIs; splits/torch/xarray/templates; the reference
+  package's stimulus names), kept out of the class body.
 """
 
 from __future__ import annotations

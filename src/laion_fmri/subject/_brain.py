@@ -1,9 +1,12 @@
 """Brain space of a subject: the voxel axis, grid maps on it, coordinates, NIfTI output.
 
-Voxel axis: the brain-mask voxels (``R2mean != 0``, or the snapshot
-``desc-meanR2gt15mask`` file when present) in C order of the ``(x, y, z)``
-grid. Every session of a subject shares it, so sessions concatenate along
-trials.
+Voxel axis: the brain-mask voxels in C order of the ``(x, y, z)`` grid, for
+one of :data:`laion_fmri.vocab.MASK_SOURCES`: ``"anatomical"`` (the
+``res-1pt8`` ``desc-brain`` mask of the anatomical folder, on the betas grid)
+or ``"rsquare"`` (``R2mean != 0``, or the snapshot ``desc-meanR2gt15mask``
+file when present). Every session of a subject shares it, so sessions
+concatenate along trials. A mask on another grid than the betas is an error,
+never resampled.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from laion_fmri import _cache, _nifti, layout
+from laion_fmri.brain import voxel_coordinates, write_values
 from laion_fmri.errors import CorruptFileError, DataNotDownloadedError
 from laion_fmri.subject._files import SubjectFiles
 from laion_fmri.vocab import DEFAULT_MASK_SOURCE
@@ -39,9 +43,51 @@ class _Brain:
         return self.c_index if voxels is None else self.c_index[voxels]
 
 
+def anatomical_mask_hint(subject: str) -> str:
+    """The download call that brings a subject's anatomical brain mask."""
+    return f'laion_fmri.download.download(subject="{subject}", include_anatomical=True)'
+
+
+def _betas_grid_file(files: SubjectFiles) -> Path | None:
+    """A file on the betas grid to check another mask against (R2mean, else any betas)."""
+    r2 = files.path(layout.r2mean_key(files.subject))
+    if r2.is_file():
+        return r2
+    base = files.root / layout.subject_glm_prefix(files.subject)
+    found = sorted(base.glob(f"ses-*/func/{layout.pattern('betas', subject=files.subject)}"))
+    return found[0] if found else None
+
+
+def check_same_grid(path: Path, shape: tuple[int, ...], affine: np.ndarray,
+                    files: SubjectFiles) -> None:
+    """:class:`CorruptFileError` when ``path``'s grid is not the betas grid (never resample)."""
+    ref = _betas_grid_file(files)
+    if ref is None:
+        return
+    header = _nifti.read_header(ref)
+    same_affine = np.allclose(header.affine, affine, atol=1e-3)
+    if tuple(header.grid_shape) != tuple(shape[:3]) or not same_affine:
+        raise CorruptFileError(
+            f"{path.name} is on grid {tuple(shape[:3])} but the betas of {files.subject} are on "
+            f"{header.grid_shape} ({ref.name}){'' if same_affine else ' with another affine'}. "
+            "laion_fmri never resamples a mask onto the betas grid; use the res-1pt8 mask on "
+            "the betas grid (or mask_source='rsquare')."
+        )
+
+
 def _mask_volume(files: SubjectFiles, mask_source: str) -> Path:
     """The file the brain mask of ``mask_source`` is read from."""
     subject = files.subject
+    if mask_source == "anatomical":
+        anat = files.path(layout.anatomical_brain_mask_key(subject))
+        if not anat.is_file():
+            raise DataNotDownloadedError(
+                f"The anatomical brain mask of {subject} (the default voxel axis, "
+                f"mask_source='anatomical') is not on disk ({anat}). Download it with "
+                f"`{anatomical_mask_hint(subject)}`, or pass mask_source='rsquare' to use "
+                "the R2mean != 0 mask."
+            )
+        return anat
     snap = files.path(layout.snapshot_brain_mask_key(subject))
     r2 = files.path(layout.r2mean_key(subject))
     if snap.is_file():
@@ -56,8 +102,11 @@ def _mask_volume(files: SubjectFiles, mask_source: str) -> Path:
 
 def load_brain(files: SubjectFiles, mask_source: str = DEFAULT_MASK_SOURCE) -> _Brain:
     """Read the brain mask of a subject and index its voxels."""
+    path = _mask_volume(files, mask_source)
     # NaN counts as outside the brain (a NaN R2 means no fit); read_mask never widens to float64.
-    mask, affine = _nifti.read_mask(_mask_volume(files, mask_source))
+    mask, affine = _nifti.read_mask(path)
+    if mask_source == "anatomical":
+        check_same_grid(path, mask.shape, affine, files)
     flat = mask.ravel()
     shape = tuple(int(s) for s in mask.shape)
     c_index = np.flatnonzero(flat)
@@ -79,6 +128,11 @@ class BrainSpace:
         self._files = files
         self._mask_source = mask_source
         self._brain: _Brain | None = None
+
+    @property
+    def mask_source(self) -> str:
+        """The brain mask this voxel axis comes from."""
+        return self._mask_source
 
     def get(self) -> _Brain:
         if self._brain is None:
@@ -105,38 +159,16 @@ class BrainSpace:
         )
 
     def coordinates(self, voxels: np.ndarray | None) -> np.ndarray:
-        """``(n, 3)`` scanner coordinates (mm) of the selected voxels."""
-        affine = self.get().affine
-        return self.grid_indices(voxels).astype(np.float64) @ affine[:3, :3].T + affine[:3, 3]
+        """``(n, 3)`` scanner coordinates (mm) of the selected voxels (``laion_fmri.brain``'s)."""
+        brain = self.get()
+        return voxel_coordinates(brain.index(voxels), brain.grid_shape, brain.affine)
 
     def to_nifti(
         self, values: np.ndarray, path: str | os.PathLike[str], voxels: np.ndarray | None
     ) -> Path:
-        """Write per-voxel values onto the grid as float32 NIfTI (0 elsewhere)."""
-        import nibabel as nib
-
+        """Write per-voxel values onto the grid as float32 NIfTI (``laion_fmri.brain``'s writer)."""
         brain = self.get()
-        index = brain.index(voxels)
-        arr = np.asarray(values, dtype=np.float32)
-        if arr.ndim not in (1, 2) or arr.shape[-1] != index.size:
-            raise ValueError(
-                f"Values length mismatch: got shape {arr.shape}, expected ({index.size},) or "
-                f"(k, {index.size}) for this selection."
-            )
-        rows = arr.reshape(-1, index.size)
-        vol = np.zeros((rows.shape[0], int(np.prod(brain.grid_shape))), dtype=np.float32)
-        vol[:, index] = rows
-        data = vol.reshape((rows.shape[0], *brain.grid_shape))
-        data = data[0] if arr.ndim == 1 else np.moveaxis(data, 0, -1)
-        out = Path(path)
-        if not out.name.endswith((".nii", ".nii.gz")):
-            raise ValueError(f"to_nifti writes a .nii or .nii.gz file, not {out.name!r}.")
-        if not out.parent.is_dir():
-            raise FileNotFoundError(f"The folder {out.parent} does not exist; create it first.")
-        img = nib.Nifti1Image(data, brain.affine)
-        img.header.set_xyzt_units("mm")
-        nib.save(img, str(out))
-        return out
+        return write_values(values, brain.index(voxels), brain.grid_shape, brain.affine, path)
 
 
-__all__ = ["BrainSpace", "load_brain"]
+__all__ = ["BrainSpace", "anatomical_mask_hint", "check_same_grid", "load_brain"]

@@ -22,7 +22,7 @@ class NoiseCeilings:
     def _map(self, key: str, what: str, session: str) -> np.ndarray:
         path = self._files.require(key, what, session)
         load = lambda p: self._brain.grid_map(p).astype(np.float32)  # noqa: E731
-        return self._files.cached("nc", path, load).copy()
+        return self._files.cached(f"nc/{self._brain.mask_source}", path, load).copy()
 
     def session(self, session: str) -> np.ndarray:
         """The per-session map."""

@@ -45,7 +45,7 @@ class Rois:
         def load(p: Path) -> np.ndarray:
             return _nifti.nonzero(self._brain.grid_map(p))
 
-        return self._files.cached("roi", path, load).copy()
+        return self._files.cached(f"roi/{self._brain.mask_source}", path, load).copy()
 
     def mask(self, query: str | Sequence[str]) -> np.ndarray:
         """Union of the ROIs a query names, over brain voxels."""

@@ -22,45 +22,27 @@ from laion_fmri._types import OneSession, PathArg, RoiArg
 from laion_fmri.betas import SessionBetas
 from laion_fmri.config import get_data_dir
 from laion_fmri.errors import DataNotDownloadedError
-from laion_fmri.subject._brain import BrainSpace, _Brain
+from laion_fmri.subject._adapters import AdapterMethods
+from laion_fmri.subject._anatomy import AnatomyMethods
+from laion_fmri.subject._brain import _Brain
 from laion_fmri.subject._files import SubjectFiles
-from laion_fmri.subject._noise import NoiseCeilings
+from laion_fmri.subject._raw import RawMethods
 from laion_fmri.subject._read import check_read_args, read_session, stack_lazily
-from laion_fmri.subject._rois import Rois
-from laion_fmri.subject._selection import Selection, Selector
+from laion_fmri.subject._roi_methods import RoiMethods
+from laion_fmri.subject._selection import Selection
 from laion_fmri.subject._sessions import Sessions
+from laion_fmri.subject._stimulus_methods import StimulusMethods
 from laion_fmri.subject._trials import Trials
-from laion_fmri.vocab import DEFAULT_MASK_SOURCE, download_hint
+from laion_fmri.subject._voxels import VoxelSpace, VoxelSpaces
+from laion_fmri.vocab import download_hint
 
 if TYPE_CHECKING:  # pragma: no cover
     import dask.array
     import pandas as pd
-    import xarray
-
-    from laion_fmri.alignment import (
-        SubjectCaptions,
-        SubjectEmbeddings,
-        SubjectImages,
-        SubjectSegmentations,
-    )
-    from laion_fmri.torch import SubjectDataset
-
-
-
-def _namespace(cls_name: str, doc: str) -> Any:
-    """A property building ``laion_fmri.alignment.<cls_name>(subject)`` on access."""
-
-    def get(sub: Subject) -> Any:
-        import laion_fmri.alignment
-
-        return getattr(laion_fmri.alignment, cls_name)(sub)
-
-    get.__doc__ = f"{doc} (:class:`laion_fmri.alignment.{cls_name}`)."
-    return property(get)
 
 
 @fill_doc
-class Subject:
+class Subject(RoiMethods, AnatomyMethods, RawMethods, StimulusMethods, AdapterMethods):
     """A subject's downloaded data. Create with :func:`load_subject`.
 
     Parameters
@@ -80,13 +62,10 @@ class Subject:
         self._subject = subject_id
         self._root = Path(data_dir)
         files = SubjectFiles(self._root, subject_id)
+        self._files = files
         self._sessions = Sessions(files)
-        self._brain = BrainSpace(files, DEFAULT_MASK_SOURCE)
         self._trials = Trials(files)
-        self._rois = Rois(files, self._brain)
-        self._nc = NoiseCeilings(files, self._brain)
-        self._betas = SessionBetas(self._root, subject_id, self._brain.get, DEFAULT_MASK_SOURCE)
-        self._selector = Selector(self._sessions, self._brain, self._rois, self._nc)
+        self._spaces = VoxelSpaces(files, self._sessions)
 
     def __repr__(self) -> str:
         return f"Subject({self._subject!r}, data_dir={str(self._root)!r})"
@@ -104,10 +83,26 @@ class Subject:
         """The local data directory."""
         return self._root
 
+    def _space(self, mask_source: object = None) -> VoxelSpace:
+        return self._spaces.get(mask_source)
+
     @property
     def betas_reader(self) -> SessionBetas:
-        """The reader behind :meth:`get_betas` (:class:`laion_fmri.betas.SessionBetas`)."""
-        return self._betas
+        """The reader behind :meth:`get_betas` over the default brain mask."""
+        return self._space().betas
+
+    def get_betas_reader(self, mask_source: str | None = None) -> SessionBetas:
+        """The betas reader (:class:`laion_fmri.betas.SessionBetas`) over one brain mask.
+
+        Parameters
+        ----------
+        %(mask_source)s
+
+        Returns
+        -------
+        laion_fmri.betas.SessionBetas
+        """
+        return self._space(mask_source).betas
 
     def get_sessions(self) -> list[str]:
         """Sessions whose beta file is on disk, sorted (held-out sessions too, if present).
@@ -135,54 +130,67 @@ class Subject:
         """
         return self._sessions.resolve(session)
 
-    def _load_brain(self) -> _Brain:
-        return self._brain.get()
+    def _load_brain(self, mask_source: str | None = None) -> _Brain:
+        return self._space(mask_source).brain.get()
 
     @property
     def affine(self) -> np.ndarray:
         """``(4, 4)`` voxel-to-scanner (mm) transform of the beta grid."""
-        return self._brain.get().affine.copy()
+        return self._load_brain().affine.copy()
 
     @property
     def grid_shape(self) -> tuple[int, int, int]:
         """Spatial shape of the beta grid, ``(x, y, z)``."""
-        return self._brain.get().grid_shape
+        return self._load_brain().grid_shape
 
-    def get_brain_mask(self) -> np.ndarray:
-        """Flat boolean brain mask over the grid (C order).
+    def get_brain_mask(self, source: str | None = None) -> np.ndarray:
+        """Flat boolean brain mask over the grid (C order): the voxel axis.
+
+        Parameters
+        ----------
+        source : {"anatomical", "rsquare"}, optional
+            ``"anatomical"`` (default): the anatomical ``res-1pt8`` brain mask;
+            ``"rsquare"``: ``R2mean != 0``.
 
         Returns
         -------
         numpy.ndarray
             bool, ``prod(grid_shape)`` entries.
         """
-        return self._brain.get().flat.copy()
+        return self._load_brain(source).flat.copy()
 
-    def get_n_voxels(self) -> int:
+    def get_n_voxels(self, mask_source: str | None = None) -> int:
         """Number of brain-mask voxels (the width of whole-brain betas).
+
+        Parameters
+        ----------
+        %(mask_source)s
 
         Returns
         -------
         int
         """
-        return self._brain.get().n_voxels
+        return self._load_brain(mask_source).n_voxels
 
-    def get_voxel_coordinates(self, roi: RoiArg = None, mask: np.ndarray | None = None) -> np.ndarray:
+    def get_voxel_coordinates(self, roi: RoiArg = None, mask: np.ndarray | None = None,
+                              mask_source: str | None = None) -> np.ndarray:
         """Scanner coordinates (mm) of the selected brain voxels, voxel order.
 
         Parameters
         ----------
         %(roi_mask)s
+        %(mask_source)s
 
         Returns
         -------
         numpy.ndarray
             ``(n_selected, 3)`` float64.
         """
-        return self._brain.coordinates(self.voxel_selection(roi, mask))
+        sel = self.voxel_selection(roi, mask, mask_source=mask_source)
+        return self._space(mask_source).brain.coordinates(sel)
 
     def to_nifti(self, values: np.ndarray, path: PathArg, roi: RoiArg = None,
-                 mask: np.ndarray | None = None) -> Path:
+                 mask: np.ndarray | None = None, mask_source: str | None = None) -> Path:
         """Write per-voxel values back onto the grid as a float32 NIfTI (0 elsewhere).
 
         Parameters
@@ -193,85 +201,18 @@ class Subject:
         path : str or os.PathLike
             Output ``.nii`` / ``.nii.gz``.
         %(roi_mask)s
+        %(mask_source)s
 
         Returns
         -------
         Path
         """
-        return self._brain.to_nifti(values, path, self.voxel_selection(roi, mask))
-
-    def get_available_rois(self, category: str | None = None) -> list[str]:
-        """ROI names on disk, sorted; optionally only one category's.
-
-        Parameters
-        ----------
-        category : str, optional
-            Only ROIs of this category (an unknown one is a ``RoiNotFoundError``).
-
-        Returns
-        -------
-        list of str
-        """
-        return self._rois.names(category)
-
-    def get_available_categories(self) -> list[str]:
-        """ROI categories on disk, sorted.
-
-        Returns
-        -------
-        list of str
-        """
-        return list(self._rois.index().categories)
-
-    def get_roi_mask(self, query: str | Sequence[str]) -> np.ndarray:
-        """Boolean mask over brain voxels of an ROI query (union).
-
-        Parameters
-        ----------
-        %(roi_query)s
-
-        Returns
-        -------
-        numpy.ndarray
-            ``(n_voxels,)`` bool.
-        """
-        return self._rois.mask(query)
-
-    def get_roi_masks(self, queries: Sequence[str]) -> dict[Any, np.ndarray]:
-        """One mask per query, ``{query: (n_voxels,) bool}`` (a list query becomes a tuple key).
-
-        Parameters
-        ----------
-        queries : list
-            Each item is a query for :meth:`get_roi_mask`.
-
-        Returns
-        -------
-        dict
-        """
-        return self._rois.masks(queries)
-
-    def get_roi_data(self, query: str | Sequence[str], format: str = "volume", hemi: str = "all",
-                     ) -> dict[str, Any]:
-        """ROI masks in volume, surface (GIFTI) or FreeSurfer-label form.
-
-        Parameters
-        ----------
-        %(roi_query)s
-        format : {"volume", "func.gii", "label"}
-            Bool over brain voxels; per-hemisphere bool vertex masks; per-hemisphere vertex indices.
-        hemi : {"L", "R", "all"}
-            Hemispheres for the surface formats (ignored for ``volume``).
-
-        Returns
-        -------
-        dict
-            ``{roi: mask}`` for volume, ``{roi: {hemi: array}}`` otherwise.
-        """
-        return self._rois.data(query, format, hemi)
+        sel = self.voxel_selection(roi, mask, mask_source=mask_source)
+        return self._space(mask_source).brain.to_nifti(values, path, sel)
 
     def voxel_selection(self, roi: object, mask: object, nc_threshold: object = None,
-                        session: str | None = None) -> np.ndarray | None:
+                        session: str | None = None, mask_source: str | None = None
+                        ) -> np.ndarray | None:
         """Boolean selection over brain-mask voxels, as :meth:`get_betas` applies it.
 
         Parameters
@@ -281,16 +222,18 @@ class Subject:
             Also keep only voxels whose noise ceiling in ``session`` is at least this (percent).
         session : str, optional
             Canonical session id whose noise ceiling ``nc_threshold`` uses.
+        %(mask_source)s
 
         Returns
         -------
         numpy.ndarray or None
             ``(n_voxels,)`` bool, or ``None`` when nothing narrows the brain.
         """
-        return self._selector.voxels(roi, mask, nc_threshold, session)
+        return self._space(mask_source).selector.voxels(roi, mask, nc_threshold, session)
 
     def select(self, session: object = "all", roi: RoiArg = None, mask: np.ndarray | None = None,
-               nc_threshold: float | None = None, one_voxel_set: bool = False) -> Selection:
+               nc_threshold: float | None = None, one_voxel_set: bool = False,
+               mask_source: str | None = None) -> Selection:
         """Decide once which sessions and voxels a read covers.
 
         Parameters
@@ -301,12 +244,14 @@ class Subject:
         one_voxel_set : bool
             Require one voxel set for every session (the adapters' rule), so
             ``nc_threshold`` with several sessions is a ``ValueError``.
+        %(mask_source)s
 
         Returns
         -------
         Selection
         """
-        return self._selector.select(session, roi, mask, nc_threshold, one_voxel_set)
+        return self._space(mask_source).selector.select(
+            session, roi, mask, nc_threshold, one_voxel_set)
 
     def get_trial_info(self, session: object) -> pd.DataFrame | dict[str, pd.DataFrame]:
         """Trial table(s): ``session``, ``run``, ``beta_index``, ``label`` (+ extra); row i = volume i.
@@ -346,6 +291,8 @@ class Subject:
     def get_betas(self, session: object, roi: RoiArg = None, mask: np.ndarray | None = None,
                   nc_threshold: float | None = None, stimuli: str | None = None,
                   average: str | None = None, lazy: bool = False, cache: bool | None = None,
+                  mask_source: str | None = None, streaming: bool | None = None,
+                  space: str | None = None, hemi: str | None = None,
                   ) -> np.ndarray | dict[str, np.ndarray] | dask.array.Array:
         """Single-trial betas, ``(n_trials, n_voxels)`` float32, C-contiguous.
 
@@ -359,6 +306,15 @@ class Subject:
         %(average)s
         %(lazy)s
         %(cache)s
+        %(mask_source)s
+        streaming : bool, optional
+            Accepted for compatibility with the reference package; betas are
+            always read streaming (one volume at a time, only the brain voxels kept).
+        space : {"T1w", "fsaverage5", "fsaverage6", "fsaverage7", "fsaverage", "MNI305"}, optional
+            Project the betas to a template space (:func:`laion_fmri.templates.project_betas`;
+            needs the ``templates`` extra). ``None`` / ``"T1w"``: the voxel axis.
+        hemi : {"L", "R"}, optional
+            One hemisphere of a surface ``space`` (default: both, as a dict).
 
         Returns
         -------
@@ -374,16 +330,23 @@ class Subject:
         (1044, 412)
         """
         check_read_args(stimuli, average, lazy)
-        sel = self.select(session, roi, mask, nc_threshold, one_voxel_set=lazy)
+        sel = self.select(session, roi, mask, nc_threshold, one_voxel_set=lazy,
+                          mask_source=mask_source)
+        reader = self._space(sel.mask_source).betas
         if lazy:
-            return stack_lazily(self._betas, self._trials, self._root, sel, stimuli, cache)
-        read = partial(read_session, self._betas, self._trials, stimuli=stimuli, average=average)
-        out = {s: read(s, sel.columns(s), cache=cache) for s in sel.sessions}
-        return out[sel.sessions[0]] if sel.single else out
+            out: Any = stack_lazily(reader, self._trials, self._root, sel, stimuli, cache)
+        else:
+            read = partial(read_session, reader, self._trials, stimuli=stimuli, average=average)
+            out = {s: read(s, sel.columns(s), cache=cache) for s in sel.sessions}
+        if space not in (None, "T1w"):
+            from laion_fmri.subject._projection import project_selection
+
+            out = project_selection(self, out, sel, space, hemi)
+        return out[sel.sessions[0]] if sel.single and isinstance(out, dict) else out
 
     def get_noise_ceiling(self, session: object = None, desc: str | Sequence[str] | None = None,
                           roi: RoiArg = None, mask: np.ndarray | None = None,
-                          ) -> np.ndarray | dict[str, np.ndarray]:
+                          mask_source: str | None = None) -> np.ndarray | dict[str, np.ndarray]:
         """Noise ceiling in percent (0-100) per brain voxel.
 
         Parameters
@@ -393,71 +356,16 @@ class Subject:
         desc : str or list of str, optional
             Cross-session map, e.g. ``"Noiseceiling12rep"``.
         %(roi_mask)s
+        %(mask_source)s
 
         Returns
         -------
         numpy.ndarray or dict
             ``(n_selected,)`` float32; a dict for a list (or ``session="all"``).
         """
-        return self._nc.get(self._sessions, session, desc, self.voxel_selection(roi, mask))
-
-    images: SubjectImages = _namespace("SubjectImages", "Stimulus images by global trial index")
-    embeddings: SubjectEmbeddings = _namespace("SubjectEmbeddings", "Embeddings by global trial index")
-    captions: SubjectCaptions = _namespace("SubjectCaptions", "Captions by global trial index")
-    segmentations: SubjectSegmentations = _namespace("SubjectSegmentations", "Object masks by trial")
-
-    def get_split(self, name: str, *args: Any, **kwargs: Any
-                  ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, pd.DataFrame]:
-        """Published train/test split ``(X_train, X_test, trials_train, trials_test)``.
-
-        Parameters
-        ----------
-        name : str
-            Split name, e.g. ``"tau"``.
-        *args, **kwargs
-            ``pool``, ``session``, ``roi``, ... as for :func:`laion_fmri.splits.subject_split`.
-
-        Returns
-        -------
-        tuple
-            What :func:`laion_fmri.splits.subject_split` returns.
-        """
-        from laion_fmri.splits._subject import subject_split
-
-        return subject_split(self, name, *args, **kwargs)
-
-    def to_torch_dataset(self, **kwargs: Any) -> SubjectDataset:
-        """A PyTorch dataset over this subject (:class:`laion_fmri.torch.SubjectDataset`).
-
-        Parameters
-        ----------
-        **kwargs
-            ``session``, ``roi``, ``features``, ... as for the dataset.
-
-        Returns
-        -------
-        laion_fmri.torch.SubjectDataset
-        """
-        from laion_fmri.torch import SubjectDataset
-
-        return SubjectDataset(self, **kwargs)
-
-    def to_xarray(self, **kwargs: Any) -> xarray.DataArray:
-        """Betas as a ``(trial, voxel)`` ``xarray.DataArray`` (:func:`laion_fmri.xr.to_xarray`).
-
-        Parameters
-        ----------
-        **kwargs
-            ``session``, ``roi``, ``lazy``, ... as for :func:`laion_fmri.xr.to_xarray`.
-
-        Returns
-        -------
-        xarray.DataArray
-        """
-        from laion_fmri.xr import to_xarray
-
-        return to_xarray(self, **kwargs)
-
+        space = self._space(mask_source)
+        sel = space.selector.voxels(roi, mask)
+        return space.nc.get(self._sessions, session, desc, sel)
 
 @fill_doc
 def load_subject(subject: object, data_dir: str | os.PathLike[str] | None = None) -> Subject:

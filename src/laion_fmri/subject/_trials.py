@@ -20,7 +20,7 @@ STIMULI_FILTERS = ("shared", "unique")
 
 
 def parse_trials(path: Path) -> pd.DataFrame:
-    """Read and check one trial table (TSV)."""
+    """Read and check one trial table (TSV); without ``beta_index``, rows are in volume order."""
     import pandas as pd
 
     _tables.check_table(path, "\t")  # bounded before pandas allocates from what the file declares
@@ -30,6 +30,9 @@ def parse_trials(path: Path) -> pd.DataFrame:
         )
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise CorruptFileError(f"{path} is not a readable TSV trial table ({exc}).") from exc
+    if "beta_index" not in df.columns:
+        # Tables written without it (the reference reads them so): row i is volume i.
+        df.insert(min(2, len(df.columns)), "beta_index", np.arange(len(df), dtype=np.int64))
     missing = [c for c in layout.TRIAL_COLUMNS if c not in df.columns]
     if missing:
         raise CorruptFileError(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from laion_fmri import vocab
 from laion_fmri.templates import _mni, _project
 from laion_fmri.templates._deps import require
 from laion_fmri.templates._files import (
@@ -24,7 +24,7 @@ from laion_fmri.templates._files import (
 )
 from laion_fmri.templates._resample import resampling_matrix
 
-MASK_SOURCES = ("anatomical", "rsquare")
+MASK_SOURCES = vocab.MASK_SOURCES
 ROUTES = ("auto", "matrix", "reference")
 INTERPOLATIONS = ("linear", "nearest")
 
@@ -34,22 +34,7 @@ def _brain_mask(subject: Any, mask_source: str) -> np.ndarray:
     """Flat bool brain mask of ``subject`` for ``mask_source`` (the only mask access here)."""
     if mask_source not in MASK_SOURCES:
         raise ValueError(f"mask_source must be one of {MASK_SOURCES}, not {mask_source!r}.")
-    getter = subject.get_brain_mask
-    try:
-        accepts_source = "source" in inspect.signature(getter).parameters
-    except (TypeError, ValueError):
-        accepts_source = False
-    if accepts_source:
-        mask = getter(source=mask_source)
-    elif mask_source == "rsquare":
-        mask = getter()
-    else:
-        raise ValueError(
-            "mask_source='anatomical' needs the anatomical brain-mask support of Subject, which this "
-            "installation does not have; pass mask_source='rsquare' (the R2mean != 0 mask that "
-            "get_betas() uses here)."
-        )
-    return np.asarray(mask, dtype=bool).ravel()
+    return np.asarray(subject.get_brain_mask(source=mask_source), dtype=bool).ravel()
 
 
 def _cache_dir(subject: Any) -> Path:
