@@ -189,7 +189,7 @@ def test_load_subject_not_on_disk_names_the_download(shared_downloaded: Path, tm
     with pytest.raises(DataNotDownloadedError, match=r'download\(subject="sub-03"\)'):
         load_subject("sub-03", data_dir=partial)
     assert isinstance(DataNotDownloadedError("x"), FileNotFoundError)
-    for bad in ("sub-xx", "subject-3", -1):
+    for bad in ("sub-x_y", "subject-3", -1):
         with pytest.raises(SubjectNotFoundError):
             load_subject(bad, data_dir=partial)
 
