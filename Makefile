@@ -17,7 +17,7 @@ $(VENV)/.base: pyproject.toml
 # `torch` extra never pulls a multi-GB CUDA build.
 $(VENV)/.test: $(VENV)/.base
 	$(PIP) install "torch==2.13.0"
-	$(PIP) install -e ".[test,dask,xarray,torch,docs,templates]"
+	$(PIP) install -e ".[test,dask,xarray,torch,docs,templates,zarr]"
 	touch $@
 
 demo: $(VENV)/.base

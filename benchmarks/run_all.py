@@ -1,7 +1,8 @@
 """Run every benchmark script in turn; each writes its figures to benchmarks/results/.
 
 Usage: ``python benchmarks/run_all.py [NAME ...]`` (names: betas, download, gzip_members,
-splits, stimuli, templates, torch; default all). Each benchmark compares our code with a baseline
+splits, stimuli, templates, torch, export, time_to_betas; default all). Each benchmark compares
+our code with a baseline
 measured in the same run and reports ratios and peak memory.
 """
 
@@ -13,7 +14,10 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ("splits", "stimuli", "betas", "gzip_members", "torch", "download", "templates")
+ORDER = (
+    "splits", "stimuli", "betas", "gzip_members", "torch", "download", "templates", "export",
+    "time_to_betas",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

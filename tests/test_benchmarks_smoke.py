@@ -24,6 +24,8 @@ CASES = {
     "download": ["--small", "5", "--large", "1", "--large-mb", "1", "--sessions", "2",
                  "--skip-aws"],
     "gzip_members": ["--grid", "24", "--n-trials", "4", "--repeats", "1"],
+    "export": ["--n-trials", "8", "--sessions", "2", "--repeats", "1"],
+    "time_to_betas": ["--n-trials", "8", "--sessions", "1", "--repeats", "1", "--skip-wan"],
 }
 
 
@@ -34,7 +36,7 @@ def test_benchmark_script_runs(name: str, tmp_path: Path) -> None:
         pytest.importorskip("torch")
     out = tmp_path / f"{name}.json"
     args = [sys.executable, str(BENCH / f"bench_{name}.py"), *CASES[name], "--out", str(out)]
-    if name in ("betas", "torch", "download", "gzip_members"):
+    if name in ("betas", "torch", "download", "gzip_members", "export", "time_to_betas"):
         args += ["--workdir", str(tmp_path / "work")]
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)

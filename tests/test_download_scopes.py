@@ -76,7 +76,8 @@ def test_anatomical_and_freesurfer_are_taken_whole(tree: Path, listing: list[Obj
     assert layout.anatomical_brain_mask_key(SUB) in {o.key for o in anat}
     assert len(anat) == 3 * len(SPEC.anatomical_resolutions)  # T1w, T2w, mask per resolution
     fs = select_freesurfer(SUB, listing)
-    assert {o.key for o in fs} == {layout.freesurfer_prefix(SUB) + n for n in FS_FILES}
+    assert {o.key for o in fs} == _on_disk(tree, layout.freesurfer_prefix(SUB))
+    assert {layout.freesurfer_prefix(SUB) + n for n in FS_FILES} <= {o.key for o in fs}
     # Another subject's folders are not this subject's scope.
     assert select_anatomical("sub-01", listing) == [] and select_freesurfer("sub-01", listing) == []
 

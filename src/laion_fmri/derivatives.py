@@ -41,6 +41,18 @@ def _space(space: str) -> str:
     return space
 
 
+def _localizer_path(
+    subject: object, session: object, task: str, contrast: str, stat: str, space: str,
+    hemi: str | None, res: str, run: object, data_dir: str | os.PathLike[str] | None,
+) -> Path:
+    space = _space(space)
+    key = layout.localizer_key(
+        layout.normalize_subject(subject), _session(session), task, contrast, stat, space=space,
+        hemi=hemi, res=res if space == layout.SPACE else "1pt8", run=run,
+    )
+    return layout.local_path(get_data_dir(data_dir), key)
+
+
 def localizer_statmap_path(
     subject: object,
     task: str,
@@ -87,13 +99,7 @@ def localizer_statmap_path(
     >>> localizer_statmap_path(3, "floc", "faceVsOthers", 1, hemi="L", data_dir="/d").suffixes
     ['.func', '.gii']
     """
-    space = _space(space)
-    sub = layout.normalize_subject(subject)
-    key = layout.localizer_key(
-        sub, _session(session), task, contrast, "z", space=space, hemi=hemi,
-        res=res if space == layout.SPACE else "1pt8",
-    )
-    return layout.local_path(get_data_dir(data_dir), key)
+    return _localizer_path(subject, session, task, contrast, "z", space, hemi, res, None, data_dir)
 
 
 def localizer_effect_path(
@@ -147,13 +153,7 @@ def localizer_effect_path(
     """
     if task == "MotionLoc":
         raise ValueError("MotionLoc is pooled over runs: it has no per-run effect maps.")
-    space = _space(space)
-    sub = layout.normalize_subject(subject)
-    key = layout.localizer_key(
-        sub, _session(session), task, condition, "effect", space=space, hemi=hemi,
-        res=res if space == layout.SPACE else "1pt8", run=run,
-    )
-    return layout.local_path(get_data_dir(data_dir), key)
+    return _localizer_path(subject, session, task, condition, "effect", space, hemi, res, run, data_dir)
 
 
 __all__ = [

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from laion_fmri import cache, config
+from laion_fmri import _cache as cache
+from laion_fmri import config
 from laion_fmri.errors import ConfigError
 
 SUB, SES = "sub-03", "ses-01"

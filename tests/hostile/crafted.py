@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-import importlib.util
 import io
 import json
 import os
@@ -65,33 +64,8 @@ class Case:
     expected: str | None
     build: Callable[[Path, Path], bytes]
     legit: int = 0
-    needs: tuple[str, str] | None = None
     # A mismatch between two files (mask grid vs betas grid) may name the other one.
     names_other: bool = False
-
-    def pending(self) -> str | None:
-        """Why the case cannot pass yet (a call site still to be switched), else ``None``."""
-        if self.needs is None:
-            return None
-        module, token = self.needs
-        if token in _package_source(module):
-            return None
-        return f"{module} does not call {token} yet"
-
-
-def _package_source(module: str) -> str:
-    """All source text of a module, or of every file of a package."""
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
-        return ""
-    origin = Path(spec.origin)
-    files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
-    return "\n".join(f.read_text(encoding="utf-8") for f in files)
-
-
-# The trial table is parsed in laion_fmri.subject, which must call
-# laion_fmri._tables.check_table before pandas (see docs/RELIABILITY.md).
-TRIALS_NEED = ("laion_fmri.subject", "check_table")
 
 
 # --------------------------------------------------------------------------- NIfTI
@@ -378,12 +352,10 @@ def _table_cases() -> list[Case]:
         return (header + '\n"' + "a" * 9_000_000 + "\n").encode()
 
     return [
-        Case("trials_million_columns", "tsv", trials, "metadata", "CorruptFileError", wide_header,
-             needs=TRIALS_NEED),
-        Case("trials_9MB_cell", "tsv", trials, "metadata", "CorruptFileError", huge_cell,
-             needs=TRIALS_NEED),
+        Case("trials_million_columns", "tsv", trials, "metadata", "CorruptFileError", wide_header),
+        Case("trials_9MB_cell", "tsv", trials, "metadata", "CorruptFileError", huge_cell),
         Case("trials_400k_short_columns", "tsv", trials, "metadata", "CorruptFileError",
-             short_columns, needs=TRIALS_NEED),
+             short_columns),
         Case("trials_many_rows", "tsv", trials, "metadata", "CorruptFileError", many_rows,
              legit=200_000_000),
         Case("trials_nul_bytes", "tsv", trials, "metadata", "CorruptFileError",

@@ -9,9 +9,10 @@ import h5py
 import numpy as np
 import pytest
 
-from laion_fmri import layout, nifti
-from laion_fmri import stimuli as stimuli_mod
+from laion_fmri import _nifti as nifti
+from laion_fmri import layout
 from laion_fmri.errors import CorruptFileError
+from laion_fmri.stimuli import _embeddings as stimuli_mod
 from laion_fmri.stimuli import load_stimuli
 
 N_ROWS, DIM = 20_000, 512

@@ -16,7 +16,7 @@ from importlib import resources
 import numpy as np
 
 from laion_fmri.layout import EMBEDDING_DIMS, SUBJECTS
-from laion_fmri.sample.spec import SampleSpec
+from laion_fmri.sample._fields import SpecFields
 
 #: BIDS subject -> participant code carried by its unique images (DATASET.md 4.2).
 PARTICIPANT_CODES: dict[str, str] = {
@@ -79,7 +79,7 @@ def pool(kind: str) -> tuple[str, ...]:
     return tuple(curated) + tuple(rest)
 
 
-def image_counts(spec: SampleSpec) -> dict[str, int]:
+def image_counts(spec: SpecFields) -> dict[str, int]:
     """Number of images drawn from each pool (``unique`` is per subject)."""
     if spec.n_trials is None:
         return {"shared_12rep": spec.n_shared_12rep, "shared_4rep_nsd": spec.n_shared_4rep_nsd,
@@ -95,7 +95,7 @@ def image_counts(spec: SampleSpec) -> dict[str, int]:
             "unique": max(1, n4 - nsd - ood)}
 
 
-def subject_images(spec: SampleSpec, subject: str) -> dict[str, tuple[str, ...]]:
+def subject_images(spec: SpecFields, subject: str) -> dict[str, tuple[str, ...]]:
     """Images one subject sees, by pool kind (``unique`` = that subject's own)."""
     counts = image_counts(spec)
     return {
@@ -106,14 +106,14 @@ def subject_images(spec: SampleSpec, subject: str) -> dict[str, tuple[str, ...]]
     }
 
 
-def reduced_images(spec: SampleSpec, subject: str) -> tuple[str, ...]:
+def reduced_images(spec: SpecFields, subject: str) -> tuple[str, ...]:
     """Images that lost one planned repetition (excluded from 4rep/12rep ceilings)."""
     if spec.n_trials is not None or len(spec.sessions) < 3:
         return ()
     return (subject_images(spec, subject)["unique"][-1],)
 
 
-def session_images(spec: SampleSpec, subject: str) -> dict[str, list[str]]:
+def session_images(spec: SpecFields, subject: str) -> dict[str, list[str]]:
     """Unordered trial labels of every session (main and held-out).
 
     12rep images appear twice in every main session. Each 4rep image (NSD,
@@ -149,7 +149,7 @@ def session_images(spec: SampleSpec, subject: str) -> dict[str, list[str]]:
     return out
 
 
-def catalogue(spec: SampleSpec) -> list[str]:
+def catalogue(spec: SpecFields) -> list[str]:
     """Every image in the stimulus files, sorted: all trial images plus the doc examples."""
     names: set[str] = set()
     for subject in spec.subjects:
@@ -191,7 +191,7 @@ def shared_participants() -> str:
 
 
 # --------------------------------------------------------------------------- geometry
-def _normalised_coords(spec: SampleSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _normalised_coords(spec: SpecFields) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     centre = (np.array(spec.grid_shape) - 1) / 2.0 + np.array([0.0, 0.5, 0.5])
     axes = [(np.arange(n) - c) / r for n, c, r in zip(spec.grid_shape, centre, spec.brain_radii,
                                                       strict=True)]
@@ -199,7 +199,7 @@ def _normalised_coords(spec: SampleSpec) -> tuple[np.ndarray, np.ndarray, np.nda
     return np.meshgrid(*(a.astype(np.float32) for a in axes), indexing="ij", sparse=True)
 
 
-def brain_mask(spec: SampleSpec) -> np.ndarray:
+def brain_mask(spec: SpecFields) -> np.ndarray:
     """Boolean brain blob: a gently deformed ellipsoid (seed-independent)."""
     u, v, w = _normalised_coords(spec)
     dist = np.sqrt(u * u + v * v + w * w)
@@ -207,7 +207,7 @@ def brain_mask(spec: SampleSpec) -> np.ndarray:
     return dist < 1.0 + bump
 
 
-def roi_masks(spec: SampleSpec) -> dict[str, np.ndarray]:
+def roi_masks(spec: SpecFields) -> dict[str, np.ndarray]:
     """Boolean volumes of every ROI (inside the brain mask; some overlap)."""
     u, v, w = _normalised_coords(spec)
     brain = brain_mask(spec)
@@ -217,6 +217,39 @@ def roi_masks(spec: SampleSpec) -> dict[str, np.ndarray]:
         dist = np.sqrt((u - cu) ** 2 + (v - cv) ** 2 + (w - cw) ** 2)
         out[label] = (dist < radius) & brain
     return out
+
+
+def _grow(mask: np.ndarray) -> np.ndarray:
+    """One step of 6-neighbour binary dilation (no wrap-around)."""
+    out = mask.copy()
+    for axis in range(3):
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+        out[tuple(lo)] |= mask[tuple(hi)]
+        out[tuple(hi)] |= mask[tuple(lo)]
+    return out
+
+
+def _nearest_index(spec: SpecFields, res: str) -> list[np.ndarray]:
+    """Per axis: the 1.8 mm voxel nearest to each voxel centre of grid ``res``."""
+    src, dst = spec.anatomical_affine("1pt8"), spec.anatomical_affine(res)
+    shape = spec.grid_shape if res == "1pt8" else spec.hires_grid_shape
+    out = []
+    for axis, n in enumerate(shape):
+        world = dst[axis, axis] * np.arange(n) + dst[axis, 3]
+        index = np.rint((world - src[axis, 3]) / src[axis, axis]).astype(int)
+        out.append(np.clip(index, 0, spec.grid_shape[axis] - 1))
+    return out
+
+
+def anatomical_mask(spec: SpecFields, res: str = "1pt8") -> np.ndarray:
+    """The anatomical brain mask of grid ``res``: the brain blob grown by one voxel, resampled."""
+    coarse = _grow(brain_mask(spec))
+    if res == "1pt8":
+        return coarse
+    i, j, k = _nearest_index(spec, res)
+    return coarse[np.ix_(i, j, k)]
 
 
 def sphere_vertices(n: int) -> np.ndarray:
@@ -229,7 +262,7 @@ def sphere_vertices(n: int) -> np.ndarray:
     )
 
 
-def surface_mask(spec: SampleSpec, label: str, hemi: str) -> np.ndarray:
+def surface_mask(spec: SpecFields, label: str, hemi: str) -> np.ndarray:
     """0/1 per-vertex mask of an ROI on one hemisphere (a spherical cap)."""
     verts = sphere_vertices(spec.n_vertices)
     (cu, cv, cw), radius = _ROI_GEOMETRY[label]
@@ -239,7 +272,7 @@ def surface_mask(spec: SampleSpec, label: str, hemi: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- signal
-def latents(spec: SampleSpec, names: list[str], rng: np.random.Generator) -> np.ndarray:
+def latents(spec: SpecFields, names: list[str], rng: np.random.Generator) -> np.ndarray:
     """Latent features ``(n_images, latent_dim)`` behind every embedding and image."""
     return rng.standard_normal((len(names), spec.latent_dim))
 

@@ -39,42 +39,9 @@ FIRST_ONSET = 6.0
 _ECHO_DECAY = {1: 1.0, 2: 0.62, 3: 0.38}
 
 
-def _grow(mask: np.ndarray) -> np.ndarray:
-    """One step of 6-neighbour binary dilation (no wrap-around)."""
-    out = mask.copy()
-    for axis in range(3):
-        lo = [slice(None)] * 3
-        hi = [slice(None)] * 3
-        lo[axis], hi[axis] = slice(None, -1), slice(1, None)
-        out[tuple(lo)] |= mask[tuple(hi)]
-        out[tuple(hi)] |= mask[tuple(lo)]
-    return out
-
-
-def _nearest_index(spec: SampleSpec, res: str) -> list[np.ndarray]:
-    """Per axis: the 1.8 mm voxel nearest to each voxel centre of grid ``res``."""
-    src, dst = spec.anatomical_affine("1pt8"), spec.anatomical_affine(res)
-    shape = spec.grid_shape if res == "1pt8" else spec.hires_grid_shape
-    out = []
-    for axis, n in enumerate(shape):
-        world = dst[axis, axis] * np.arange(n) + dst[axis, 3]
-        index = np.rint((world - src[axis, 3]) / src[axis, axis]).astype(int)
-        out.append(np.clip(index, 0, spec.grid_shape[axis] - 1))
-    return out
-
-
-def anatomical_mask(spec: SampleSpec, res: str = "1pt8") -> np.ndarray:
-    """The anatomical brain mask of grid ``res`` (see the module docstring)."""
-    coarse = _grow(spec.brain_mask())
-    if res == "1pt8":
-        return coarse
-    i, j, k = _nearest_index(spec, res)
-    return coarse[np.ix_(i, j, k)]
-
-
 def _intensity(spec: SampleSpec, res: str, contrast: str, rng: np.random.Generator) -> np.ndarray:
     """Smooth int16 anatomical intensities: brain bright (T1w) or dark (T2w), dim background."""
-    mask = anatomical_mask(spec, res)
+    mask = design.anatomical_mask(spec, res)
     shape = mask.shape
     axes = [np.linspace(-1.0, 1.0, n, dtype=np.float32) for n in shape]
     u, v, w = np.meshgrid(*axes, indexing="ij", sparse=True)
@@ -88,7 +55,7 @@ def write_anatomy(root: Path, spec: SampleSpec, subject: str, rng: np.random.Gen
     """The anatomical folder: T1w, T2w, brain mask at every resolution of the spec."""
     for res in spec.anatomical_resolutions:
         affine = spec.anatomical_affine(res)
-        mask = anatomical_mask(spec, res).astype(np.uint8)
+        mask = design.anatomical_mask(spec, res).astype(np.uint8)
         write_volume(root / layout.anatomical_key(subject, "mask", res), mask, affine,
                      level=spec.gzip_level, description=f"sample brain mask {res}")
         for contrast in ("T1w", "T2w"):
@@ -139,7 +106,7 @@ def _raw_volumes(spec: SampleSpec, anat: np.ndarray, part: str, echo: int, n: in
 def write_raw(root: Path, spec: SampleSpec, subject: str, trials: dict[str, pd.DataFrame],
               rng: np.random.Generator) -> None:
     """Raw ``func/`` trees of :attr:`SampleSpec.raw_sessions` (bold, sbref, events)."""
-    anat = anatomical_mask(spec)
+    anat = design.anatomical_mask(spec)
     for session in spec.raw_sessions:
         for run in range(1, spec.raw_runs + 1):
             write_table(root / layout.raw_events_key(subject, session, run),
@@ -168,7 +135,7 @@ def write_localizers(root: Path, spec: SampleSpec, subject: str,
     session = spec.localizer_session
     if session is None:
         return
-    anat = anatomical_mask(spec)
+    anat = design.anatomical_mask(spec)
     rois = spec.roi_masks()
     for entry in spec.localizer_maps():
         contrast = str(entry["contrast"])

@@ -156,6 +156,14 @@ def _sidecar(root: Path, key: str, **fields: object) -> None:
     write_json(root / layout.sidecar_key(key), fields)
 
 
+def _write_map(root: Path, spec: SampleSpec, key: str, values: np.ndarray,
+               flat_index: np.ndarray, **fields: object) -> None:
+    """One per-voxel map on the grid (zero outside the brain) and its JSON sidecar."""
+    write_volume(root / key, _scatter(values, flat_index, spec.grid_shape), spec.affine,
+                 level=spec.gzip_level)
+    _sidecar(root, key, **fields)
+
+
 # --------------------------------------------------------------------------- subject
 def _subject(root: Path, spec: SampleSpec, subject: str, seed: int, names: list[str],
              clip: np.ndarray, brain: np.ndarray, rois: dict[str, np.ndarray]) -> None:
@@ -209,16 +217,14 @@ def _subject(root: Path, spec: SampleSpec, subject: str, seed: int, names: list[
 
         nc = noise_ceiling(values, labels, runs=runs)
         nc_key = layout.session_nc_key(subject, session)
-        write_volume(root / nc_key, _scatter(nc, flat_index, spec.grid_shape), spec.affine,
-                     level=spec.gzip_level)
-        _sidecar(root, nc_key, Description="Noise ceiling (percent), stats.noise_ceiling of the "
-                 "session's betas z-scored per run", Units="percent")
+        _write_map(root, spec, nc_key, nc, flat_index,
+                   Description="Noise ceiling (percent), stats.noise_ceiling of the "
+                   "session's betas z-scored per run", Units="percent")
         r2 = 100 * amplitude**2 / (amplitude**2 + 1) * rng.uniform(0.8, 1.0, n_vox)
         r2 += rng.uniform(0.5, 3.0, n_vox)
         r2_key = layout.session_r2_key(subject, session)
-        write_volume(root / r2_key, _scatter(r2, flat_index, spec.grid_shape), spec.affine,
-                     level=spec.gzip_level)
-        _sidecar(root, r2_key, Description="Variance explained (percent)", Units="percent")
+        _write_map(root, spec, r2_key, r2, flat_index,
+                   Description="Variance explained (percent)", Units="percent")
         write_json(root / layout.session_summary_key(subject, session), {
             "Subject": subject, "Session": session, "NumberOfTrials": n_trials,
             "Runs": list(range(1, spec.n_runs + 1)), "ExcludedRuns": [],
@@ -236,10 +242,9 @@ def _subject_level(root: Path, spec: SampleSpec, subject: str,
                    decoded: dict[str, tuple[np.ndarray, pd.DataFrame]], r2mean: np.ndarray,
                    flat_index: np.ndarray) -> None:
     key = layout.r2mean_key(subject)
-    write_volume(root / key, _scatter(r2mean, flat_index, spec.grid_shape), spec.affine,
-                 level=spec.gzip_level)
-    _sidecar(root, key, Description="Mean R2 over main sessions; non-zero exactly inside the "
-             "brain mask", Units="percent")
+    _write_map(root, spec, key, r2mean, flat_index,
+               Description="Mean R2 over main sessions; non-zero exactly inside the "
+               "brain mask", Units="percent")
     parts = [v for v, _ in decoded.values()]
     values = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)  # avoid a copy
     trials = pd.concat([t for _, t in decoded.values()], ignore_index=True)
@@ -248,11 +253,10 @@ def _subject_level(root: Path, spec: SampleSpec, subject: str,
         nc = noise_ceiling(chosen, trials["label"].to_numpy()[selected],
                            runs=trials["session"].to_numpy()[selected])
         nc_key = layout.subject_nc_key(subject, desc)
-        write_volume(root / nc_key, _scatter(nc, flat_index, spec.grid_shape), spec.affine,
-                     level=spec.gzip_level)
-        _sidecar(root, nc_key, Description=f"Cross-session noise ceiling ({desc}): "
-                 "stats.noise_ceiling of the selected trials z-scored per session",
-                 Units="percent", Sessions=list(decoded))
+        _write_map(root, spec, nc_key, nc, flat_index,
+                   Description=f"Cross-session noise ceiling ({desc}): "
+                   "stats.noise_ceiling of the selected trials z-scored per session",
+                   Units="percent", Sessions=list(decoded))
     write_json(root / layout.subject_summary_key(subject), {
         "Subject": subject, "Sessions": list(decoded), "HeldOutSessions":
         list(spec.held_out_sessions), "NumberOfBrainVoxels": int(flat_index.size),

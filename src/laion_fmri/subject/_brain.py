@@ -103,12 +103,12 @@ def _mask_volume(files: SubjectFiles, mask_source: str) -> Path:
 def load_brain(files: SubjectFiles, mask_source: str = DEFAULT_MASK_SOURCE) -> _Brain:
     """Read the brain mask of a subject and index its voxels."""
     path = _mask_volume(files, mask_source)
-    data, affine = _nifti.read_volume(path)
+    # NaN counts as outside the brain (a NaN R2 means no fit); read_mask never widens to float64.
+    mask, affine = _nifti.read_mask(path)
     if mask_source == "anatomical":
-        check_same_grid(path, data.shape, affine, files)
-    # NaN counts as outside the brain (a NaN R2 means no fit).
-    flat = np.nan_to_num(np.asarray(data, dtype=np.float64), nan=0.0).ravel() != 0
-    shape = tuple(int(s) for s in data.shape)
+        check_same_grid(path, mask.shape, affine, files)
+    flat = mask.ravel()
+    shape = tuple(int(s) for s in mask.shape)
     c_index = np.flatnonzero(flat)
     return _Brain(
         grid_shape=(shape[0], shape[1], shape[2]),

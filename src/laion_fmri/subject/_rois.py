@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from laion_fmri import _nifti
 from laion_fmri import _rois as rois
 from laion_fmri.errors import DataNotDownloadedError, RoiNotFoundError
 from laion_fmri.subject._brain import BrainSpace
@@ -42,7 +43,7 @@ class Rois:
         _, path = index.volumes[name]
 
         def load(p: Path) -> np.ndarray:
-            return np.nan_to_num(self._brain.grid_map(p).astype(np.float64)) != 0
+            return _nifti.nonzero(self._brain.grid_map(p))
 
         return self._files.cached(f"roi/{self._brain.mask_source}", path, load).copy()
 

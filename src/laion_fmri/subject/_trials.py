@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from laion_fmri import _nifti, layout
+from laion_fmri import _nifti, _tables, layout
 from laion_fmri.errors import CorruptFileError
 from laion_fmri.subject._files import SubjectFiles, file_stamp
 
@@ -23,6 +23,7 @@ def parse_trials(path: Path) -> pd.DataFrame:
     """Read and check one trial table (TSV); without ``beta_index``, rows are in volume order."""
     import pandas as pd
 
+    _tables.check_table(path, "\t")  # bounded before pandas allocates from what the file declares
     try:
         df = pd.read_csv(
             path, sep="\t", dtype={"label": str, "session": str}, keep_default_na=False
@@ -94,7 +95,8 @@ class Trials:
         """The one check that a trial table describes exactly the session's beta volumes."""
         if n_rows != n_volumes:
             raise CorruptFileError(
-                f"{self.path(session)} has {n_rows} rows but the betas of {session} have "
+                f"{self.path(session)} has {n_rows} rows but the betas of {session} "
+                f"({self._files.path(layout.betas_key(self._files.subject, session)).name}) have "
                 f"{n_volumes} volumes; re-download {session}."
             )
 

@@ -1,0 +1,216 @@
+"""Where a cache entry lives: its paths, the cache root, symbolic-link checks, identities."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from laion_fmri import layout
+
+__all__ = [
+    "ENV_CACHE_DIR",
+    "CacheEntry",
+    "cache_base",
+    "cache_root",
+    "entry_for",
+    "entry_in",
+    "mask_hash",
+    "source_stamp",
+    "symlink_error",
+    "symlinked_folder",
+]
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """Paths of one cached session.
+
+    Parameters
+    ----------
+    data : Path
+        The ``.npy`` file holding ``(n_trials, n_voxels)`` float32 betas.
+    sidecar : Path
+        Its JSON sidecar.
+    base : Path, optional
+        The folder the cache tree hangs under (the data directory, or
+        ``LAION_FMRI_CACHE_DIR``); no folder between it and the entry may be a
+        symbolic link.
+
+    Examples
+    --------
+    >>> CacheEntry(Path("s.npy"), Path("s.json")).lock.name
+    's.npy.lock'
+    """
+
+    data: Path
+    sidecar: Path
+    base: Path | None = None
+
+    @property
+    def lock(self) -> Path:
+        """Lock file serialising writers of this entry."""
+        return self.data.with_name(self.data.name + ".lock")
+
+
+ENV_CACHE_DIR = "LAION_FMRI_CACHE_DIR"
+
+
+def cache_root(data_dir: str | os.PathLike[str]) -> Path:
+    """Folder holding the betas cache of ``data_dir``.
+
+    ``<data_dir>/.laion_fmri/cache`` by default; with ``LAION_FMRI_CACHE_DIR``
+    set (e.g. for a read-only shared data folder), a sub-folder of it named
+    after the data directory, so several data directories never collide.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike
+        Local data directory.
+
+    Returns
+    -------
+    Path
+
+    Examples
+    --------
+    >>> cache_root("/data").as_posix()  # doctest: +SKIP
+    '/data/.laion_fmri/cache'
+    """
+    override = os.environ.get(ENV_CACHE_DIR, "").strip()
+    if not override:
+        return layout.cache_dir(data_dir)
+    resolved = str(Path(data_dir).resolve())
+    tag = hashlib.blake2b(resolved.encode("utf-8"), digest_size=4).hexdigest()
+    return Path(override).expanduser() / f"{Path(resolved).name or 'root'}-{tag}"
+
+
+def entry_for(data_dir: str | os.PathLike[str], subject: str, session: str) -> CacheEntry:
+    """Return the cache paths of ``subject``/``session`` under ``data_dir``.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike
+        Local data directory.
+    subject, session : str
+        Canonical ids.
+
+    Returns
+    -------
+    CacheEntry
+
+    Examples
+    --------
+    >>> entry_for("/data", "sub-03", "ses-01").data.name
+    'ses-01_betas.npy'
+    """
+    return entry_in(cache_root(data_dir) / subject, session, cache_base(data_dir))
+
+
+def entry_in(folder: Path, session: str, base: Path | None = None) -> CacheEntry:
+    """The entry of ``session`` inside one subject's cache ``folder``."""
+    return CacheEntry(folder / f"{session}_betas.npy", folder / f"{session}_betas.json", base)
+
+
+def cache_base(data_dir: str | os.PathLike[str]) -> Path:
+    override = os.environ.get(ENV_CACHE_DIR, "").strip()
+    return Path(override).expanduser() if override else Path(data_dir)
+
+
+def symlinked_folder(path: Path, base: Path | None) -> Path | None:
+    """The first symbolic link among ``path`` and its parents below ``base``, or ``None``.
+
+    ``base`` itself (the data directory or ``LAION_FMRI_CACHE_DIR``) may be a
+    link: the user chose it. Everything the cache creates below it must not.
+
+    Parameters
+    ----------
+    path : Path
+        A cache folder or file.
+    base : Path or None
+        Where the check stops (``None``: only ``path`` itself is checked).
+
+    Returns
+    -------
+    Path or None
+
+    Examples
+    --------
+    >>> symlinked_folder(Path("/nonexistent/a/b"), Path("/nonexistent")) is None
+    True
+    """
+    current = path
+    while True:
+        if base is not None and current == base:
+            return None
+        if current.is_symlink():
+            return current
+        if base is None or current.parent == current:
+            return None
+        current = current.parent
+
+
+def symlink_error(link: Path, action: str) -> OSError:
+    try:
+        target = os.readlink(link)
+    except OSError:
+        target = "elsewhere"
+    return OSError(
+        errno.ELOOP,
+        f"The cache folder {link} is a symbolic link (to {target}); the betas cache refuses to "
+        f"{action} through it. Remove the link (`rm {link}`) or set {ENV_CACHE_DIR} to a real folder",
+        str(link),
+    )
+
+
+def mask_hash(mask: np.ndarray, grid_shape: tuple[int, ...]) -> str:
+    """BLAKE2b hash identifying a brain mask (bits and grid shape).
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        Boolean brain mask (any shape; flattened in C order).
+    grid_shape : tuple of int
+        The grid it lives on.
+
+    Returns
+    -------
+    str
+        Hex digest.
+
+    Examples
+    --------
+    >>> mask_hash(np.ones(8, bool), (2, 2, 2)) == mask_hash(np.ones(8, bool), (2, 2, 2))
+    True
+    """
+    h = hashlib.blake2b(digest_size=16)
+    h.update(json.dumps(list(grid_shape)).encode())
+    h.update(np.packbits(np.asarray(mask, dtype=bool).ravel()).tobytes())
+    return h.hexdigest()
+
+
+def source_stamp(path: Path) -> dict[str, int]:
+    """Size and modification time of a source file.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+
+    Returns
+    -------
+    dict
+        ``{"size": bytes, "mtime_ns": int}``.
+
+    Examples
+    --------
+    >>> sorted(source_stamp(Path(__file__)))  # doctest: +SKIP
+    ['mtime_ns', 'size']
+    """
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}

@@ -1,0 +1,188 @@
+"""4-D streaming: the selected voxels of every volume, a few volumes at a time."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from laion_fmri._nifti._header import (
+    DECODE_ERRORS,
+    DEFAULT_CHUNK,
+    NiftiHeader,
+    apply_scaling,
+    corrupt,
+    open_stream,
+    read_block,
+    read_header,
+    skip_to_data,
+)
+
+__all__ = ["gather_offsets", "read_masked"]
+
+
+def _drain_gzip(stream, path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Read a gzip stream to its end after the image data.
+
+    Reading on makes the decoder check every member's CRC32 and length
+    trailer and reject non-gzip bytes after the last member. Any decompressed
+    byte left over means the header declares less data than the file holds
+    (for example fewer volumes), which is reported as corrupt.
+    """
+    extra = 0
+    try:
+        while chunk := stream.read(1 << 20):
+            extra += len(chunk)
+    except DECODE_ERRORS as exc:
+        raise corrupt(
+            path, f"the gzip stream after the image data is damaged or fails its checksum ({exc})"
+        ) from exc
+    if extra:
+        raise corrupt(
+            path,
+            f"{extra} decompressed bytes follow the data the header describes; the header "
+            "declares fewer volumes than the file holds, or the file has trailing data",
+        )
+
+
+def gather_offsets(mask: np.ndarray, grid_shape: Sequence[int] | None = None) -> np.ndarray:
+    """Fortran (disk-order) flat offsets of the mask voxels, in C voxel order.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        Boolean 3-D mask, or a flat boolean mask in C order together with
+        ``grid_shape``; alternatively an integer array of C-order flat indices.
+    grid_shape : sequence of int, optional
+        ``(x, y, z)``; required for flat input.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``int64`` offsets into one volume as it lies on disk.
+
+    Raises
+    ------
+    ValueError
+        For flat input without ``grid_shape``.
+
+    Examples
+    --------
+    >>> m = np.zeros((2, 3, 4), bool); m[1, 2, 3] = True
+    >>> int(gather_offsets(m)[0]) == 1 + 2 * 2 + 3 * 6
+    True
+    """
+    mask = np.asarray(mask)
+    if mask.ndim == 3:
+        grid_shape = mask.shape
+        flat_c = np.flatnonzero(mask.ravel())
+    else:
+        if grid_shape is None:
+            raise ValueError("grid_shape is required for a flat mask or index array.")
+        flat_c = np.flatnonzero(mask) if mask.dtype == bool else mask.astype(np.int64)
+    nx, ny, nz = (int(n) for n in grid_shape)
+    if flat_c.size and (flat_c.min() < 0 or flat_c.max() >= nx * ny * nz):
+        raise ValueError(f"voxel indices fall outside the {tuple(grid_shape)} grid.")
+    # C index -> (i, j, k) -> Fortran offset, in chunks: memory stays the output
+    # plus one chunk (unravel_index would hold three full-size index arrays).
+    out = np.empty(flat_c.size, dtype=np.int64)
+    step = 1 << 20
+    for lo in range(0, flat_c.size, step):
+        c = flat_c[lo : lo + step].astype(np.int64)
+        k = c % nz
+        c //= nz
+        j = c % ny
+        c //= ny
+        out[lo : lo + step] = c + nx * (j + ny * k)
+    return out
+
+
+def read_masked(
+    path: str | os.PathLike[str] | BinaryIO,
+    offsets: np.ndarray | None = None,
+    *,
+    header: NiftiHeader | None = None,
+    chunk: int = DEFAULT_CHUNK,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Stream a 3-D/4-D NIfTI and return the selected voxels of every volume.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or binary file object
+        ``.nii`` or ``.nii.gz`` file, or an open binary stream of one positioned
+        at its first byte (bytes arriving from the source; ``header`` is then
+        required).
+    offsets : numpy.ndarray, optional
+        Disk-order voxel offsets from :func:`gather_offsets`; ``None`` keeps every
+        voxel (in Fortran order).
+    header : NiftiHeader, optional
+        A header already read with :func:`read_header` (required for a stream).
+    chunk : int
+        Volumes decoded per step (memory = ``chunk`` volumes on top of the output).
+    out : numpy.ndarray, optional
+        Preallocated ``(n_volumes, n_selected)`` float32 C-contiguous output.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_volumes, n_selected)`` float32, C-contiguous, scaled; NaNs kept.
+
+    Raises
+    ------
+    CorruptFileError
+        Bad header, a stream that ends early or fails to decompress, a gzip
+        member whose CRC32/length trailer does not match, or (``.gz``)
+        decompressed data beyond what the header describes. Multi-member gzip
+        (pigz, bgzip/BGZF, concatenated streams) is read like single-member.
+    ValueError
+        If an offset is outside the volume or ``out`` has the wrong shape/dtype.
+
+    Examples
+    --------
+    >>> hdr = read_header(path)  # doctest: +SKIP
+    >>> betas = read_masked(path, gather_offsets(mask3d), header=hdr)  # doctest: +SKIP
+    """
+    fileobj = None if isinstance(path, (str, os.PathLike)) else path
+    if fileobj is not None and header is None:
+        raise ValueError("read_masked needs header= when it reads from an open stream.")
+    path = Path(path) if fileobj is None else Path(getattr(fileobj, "name", "<stream>"))
+    hdr = header if header is not None else read_header(path)
+    n_vox = hdr.volume_size
+    if offsets is None:
+        offsets = np.arange(n_vox, dtype=np.int64)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    if offsets.size and (offsets.min() < 0 or offsets.max() >= n_vox):
+        raise ValueError(f"voxel offsets fall outside the {hdr.grid_shape} grid of {path}.")
+    n_t, n_sel = hdr.n_volumes, offsets.size
+    if out is None:
+        out = np.empty((n_t, n_sel), dtype=np.float32)
+    elif out.shape != (n_t, n_sel) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {(n_t, n_sel)}.")
+    chunk = max(1, min(int(chunk), n_t))
+    native = hdr.dtype.newbyteorder("=")
+    direct = hdr.dtype == np.dtype(np.float32) and hdr.dtype.isnative
+    vol_bytes = n_vox * hdr.dtype.itemsize
+    with open_stream(path if fileobj is None else fileobj, hdr.compressed) as stream:
+        skip_to_data(stream, hdr, path, 1 << 24)
+        for start in range(0, n_t, chunk):
+            k = min(chunk, n_t - start)
+            raw = read_block(stream, k * vol_bytes, path)
+            block = np.frombuffer(raw, dtype=hdr.dtype).reshape(k, n_vox)
+            target = out[start : start + k]
+            if direct:
+                np.take(block, offsets, axis=1, out=target)
+            else:
+                picked = np.take(block, offsets, axis=1)
+                if not hdr.dtype.isnative:
+                    picked = picked.byteswap().view(native)
+                target[...] = picked
+            del raw, block
+            if hdr.scaled:
+                apply_scaling(target, hdr)
+        if hdr.compressed:
+            _drain_gzip(stream, path)
+    return out

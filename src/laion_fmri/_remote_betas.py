@@ -1,0 +1,704 @@
+"""Stream a betas object from the source straight into the decoder (no ``.nii.gz`` on disk).
+
+Time-to-betas by downloading first is ``network + inflate``; streaming makes it
+about ``max(network, inflate)``:
+
+* :class:`RangeReader` reads the object in ranged requests, ``in_flight`` of
+  them at once on a thread pool, and hands the ranges back **in order**; a
+  bounded number of ranges is fetched ahead of the decoder (bounded memory);
+* :class:`RangeStream` exposes them as a read-only binary file, which the
+  same zlib-ng streaming decoder and voxel gather as for local files
+  (:func:`laion_fmri.nifti.read_masked`) consume;
+* :class:`ContentVerifier` checks the bytes on a separate thread while they
+  flow: size, MD5 for a single-part ETag, MD5 of the part MD5s for a
+  multipart ``<hex>-N`` ETag (part size inferred from ``N`` and the size),
+  on top of the per-member gzip CRC32 the decoder checks;
+* :func:`stream_betas` returns the gathered array only after every check
+  passed (``on_verified`` runs then, e.g. to fill the masked cache);
+  :func:`stream_sessions` pipelines several sessions across a thread pool.
+
+Workers that share nothing with the client build on it in
+:mod:`laion_fmri._distributed_betas`; the brain-mask index the offsets come
+from is :mod:`laion_fmri._mask_index`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import math
+import os
+import queue
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from laion_fmri import _nifti as nifti
+from laion_fmri.errors import CorruptFileError, IntegrityError
+from laion_fmri.remote import ObjectInfo, Store
+
+MiB = 1 << 20
+#: Bytes per ranged request; large enough that the first-byte latency is small
+#: against the transfer, small enough that ``in_flight`` of them stay cheap.
+DEFAULT_RANGE_BYTES = 16 * MiB
+#: Ranged requests in flight per object (one connection each).
+DEFAULT_IN_FLIGHT = 4
+#: Sessions streamed at once by :func:`stream_sessions`.
+DEFAULT_SESSIONS_IN_FLIGHT = 2
+#: Part sizes multipart uploaders commonly use (AWS CLI/boto3 8 MiB, S3 minimum 5 MiB ...).
+COMMON_PART_SIZES = (8 * MiB, 16 * MiB, 5 * MiB, 64 * MiB)
+
+
+# --------------------------------------------------------------------------- ranged reads
+def _read_range(store: Store, key: str, start: int, end: int, etag: str | None = None) -> Any:
+    """Bytes ``[start, end)`` of ``key`` (a bytes-like object), ``If-Match``-guarded when ``etag`` is given.
+
+    The one place that issues a ranged read. An S3 store gets a bounded
+    ``Range: bytes=start-(end-1)`` request through its obstore client (the
+    connection is reused; an open-ended range cut short would make the
+    server send on and drop the connection, measured 3x slower on loopback);
+    any other store an open-ended ``Store.open(key, start)`` cut at ``end``.
+    A store with a native bounded range read replaces both.
+    """
+    want = end - start
+    client = getattr(store, "_store", None)  # S3Store's obstore client
+    if client is not None:
+        import obstore
+
+        from laion_fmri.remote import _map_error
+
+        options: dict[str, Any] = {"range": (start, end)}
+        if etag:
+            options["if_match"] = f'"{etag}"'
+        try:
+            data = obstore.get(client, key, options=options).bytes()
+        except Exception as exc:
+            raise _map_error(exc, key, store.url) from exc
+        if len(data) != want:
+            raise IntegrityError(
+                f"{key!r}: the source sent {len(data)} bytes for the range {start}-{end - 1} "
+                f"({want} expected); the object is shorter than listed."
+            )
+        return data
+    out = bytearray(want)
+    filled = 0
+    with store.open(key, start=start, if_match=etag) as dl:
+        skip = start - dl.start  # a server that ignored Range sends from byte 0
+        for chunk in dl:
+            view = memoryview(chunk).cast("B")
+            if skip:
+                cut = min(skip, len(view))
+                view, skip = view[cut:], skip - cut
+            take = min(len(view), want - filled)
+            out[filled : filled + take] = view[:take]
+            filled += take
+            if filled >= want:
+                break
+    if filled != want:
+        raise IntegrityError(
+            f"{key!r}: the source sent {filled} bytes for the range {start}-{end - 1} "
+            f"({want} expected); the object is shorter than listed or the transfer was cut."
+        )
+    return out
+
+
+def plan_ranges(
+    size: int, range_bytes: int = DEFAULT_RANGE_BYTES, first_bytes: int | None = None
+) -> list[tuple[int, int]]:
+    """Split ``size`` bytes into consecutive ``[start, end)`` ranges.
+
+    The first range is ``first_bytes`` and each next one doubles up to
+    ``range_bytes``: the decoder can start after a small first read, while
+    the bulk moves in large ranges.
+
+    Parameters
+    ----------
+    size : int
+        Object size.
+    range_bytes : int
+        Bytes per range once ramped up (> 0).
+    first_bytes : int, optional
+        Size of the first range (default ``range_bytes / 8``, at least 64 KiB).
+
+    Returns
+    -------
+    list of tuple of int
+
+    Examples
+    --------
+    >>> plan_ranges(10, 4, first_bytes=4)
+    [(0, 4), (4, 8), (8, 10)]
+    >>> plan_ranges(20, 8, first_bytes=2)
+    [(0, 2), (2, 6), (6, 14), (14, 20)]
+    """
+    if range_bytes <= 0:
+        raise ValueError(f"range_bytes must be positive, got {range_bytes}.")
+    step = first_bytes if first_bytes is not None else max(range_bytes // 8, min(range_bytes, 1 << 16))
+    step = max(1, min(step, range_bytes))
+    out, start = [], 0
+    while start < size:
+        out.append((start, min(start + step, size)))
+        start += step
+        step = min(step * 2, range_bytes)
+    return out
+
+
+class RangeReader:
+    """Fetch an object's ranges concurrently and yield them in order.
+
+    ``in_flight`` requests run at once, and new ones start as soon as a
+    request finishes, independently of how fast the consumer takes ranges,
+    until ``ahead`` ranges are fetched or fetching but not yet consumed:
+    memory is bounded by ``ahead * range_bytes`` and the network never waits
+    for the decoder to finish a range before asking for the next one.
+
+    Parameters
+    ----------
+    store : Store
+        Where the object lives.
+    info : ObjectInfo
+        The object's key, size and ETag (from ``store.head``).
+    range_bytes : int
+        Bytes per request.
+    in_flight : int
+        Requests at once.
+    read_range : callable, optional
+        ``(store, key, start, end, etag) -> bytes``; defaults to the module's one seam.
+    ahead : int, optional
+        Ranges fetched ahead of the consumer (default ``in_flight + 2``).
+
+    Examples
+    --------
+    >>> b"".join(RangeReader(store, store.head(key)))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, store: Store, info: ObjectInfo, range_bytes: int = DEFAULT_RANGE_BYTES,
+        in_flight: int = DEFAULT_IN_FLIGHT,
+        read_range: Callable[[Store, str, int, int, str | None], Any] | None = None,
+        ahead: int | None = None,
+    ) -> None:
+        self.store = store
+        self.info = info
+        self.ranges = plan_ranges(info.size, range_bytes)
+        self.in_flight = max(1, int(in_flight))
+        self.ahead = max(self.in_flight, int(ahead) if ahead is not None else self.in_flight + 2)
+        self._read = read_range or _read_range
+
+    def __iter__(self) -> Iterator[Any]:
+        slots = threading.Semaphore(self.ahead)
+        ready: queue.Queue[Future[Any] | None] = queue.Queue()
+        stop = threading.Event()
+        pool = ThreadPoolExecutor(self.in_flight, thread_name_prefix="laion-fmri-range")
+
+        def feed() -> None:
+            try:
+                for start, end in self.ranges:
+                    slots.acquire()
+                    if stop.is_set():
+                        break
+                    ready.put(pool.submit(
+                        self._read, self.store, self.info.key, start, end, self.info.etag))
+            finally:
+                ready.put(None)
+
+        feeder = threading.Thread(target=feed, name="laion-fmri-range-feed", daemon=True)
+        feeder.start()
+        try:
+            while (fut := ready.get()) is not None:
+                data = fut.result()
+                slots.release()
+                yield data
+        finally:
+            stop.set()
+            slots.release()  # wakes a feeder waiting for a slot
+            feeder.join()
+            while True:
+                try:
+                    left = ready.get_nowait()
+                except queue.Empty:
+                    break
+                if left is not None:
+                    left.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+class RangeStream(io.RawIOBase):
+    """A read-only binary file over an iterator of byte chunks (what the gzip reader reads).
+
+    Parameters
+    ----------
+    chunks : iterable of bytes
+        The object's bytes in order.
+    name : str
+        Shown in messages (the object's key).
+
+    Examples
+    --------
+    >>> RangeStream([b"ab", b"c"]).read()
+    b'abc'
+    """
+
+    def __init__(self, chunks: Any, name: str = "<stream>") -> None:
+        super().__init__()
+        self._chunks = iter(chunks)
+        self._buf = memoryview(b"")
+        self.name = name
+
+    def readable(self) -> bool:
+        """Always true."""
+        return True
+
+    def readinto(self, b: Any) -> int:
+        """Copy the next bytes into ``b``; 0 at the end.
+
+        Parameters
+        ----------
+        b : writable buffer
+
+        Returns
+        -------
+        int
+            Bytes copied.
+        """
+        while not self._buf:
+            nxt = next(self._chunks, None)
+            if nxt is None:
+                return 0
+            self._buf = memoryview(nxt)
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+# --------------------------------------------------------------------------- content checks
+def etag_part_count(etag: str | None) -> int | None:
+    """Parts of a multipart ETag (``"<32 hex>-N"`` -> N), 1 for a plain MD5, else ``None``.
+
+    Parameters
+    ----------
+    etag : str, optional
+        ETag without quotes.
+
+    Returns
+    -------
+    int or None
+
+    Examples
+    --------
+    >>> etag_part_count("0" * 32 + "-3"), etag_part_count("0" * 32), etag_part_count("xyz")
+    (3, 1, None)
+    """
+    if not etag:
+        return None
+    digest, _, parts = etag.lower().partition("-")
+    if len(digest) != 32 or any(c not in "0123456789abcdef" for c in digest):
+        return None
+    if not parts:
+        return 1
+    return int(parts) if parts.isdigit() and int(parts) > 0 else None
+
+
+def candidate_part_sizes(size: int, n_parts: int) -> list[int]:
+    """Part sizes that split ``size`` bytes into exactly ``n_parts`` (multipart ETag check).
+
+    Tried in order: ``ceil(size / n_parts)`` rounded up to a whole MiB (what
+    most uploaders that pick the part size from the file size do), then the
+    common fixed sizes 8, 16, 5 and 64 MiB; only sizes giving ``n_parts``
+    parts are kept.
+
+    Parameters
+    ----------
+    size : int
+        Object size.
+    n_parts : int
+        ``N`` of the ETag.
+
+    Returns
+    -------
+    list of int
+        Distinct candidates (possibly empty: then the ETag cannot be checked).
+
+    Examples
+    --------
+    >>> [s // MiB for s in candidate_part_sizes(11 * MiB, 3)]
+    [4, 5]
+    """
+    guesses = [math.ceil(math.ceil(size / n_parts) / MiB) * MiB, *COMMON_PART_SIZES]
+    out: list[int] = []
+    for part in guesses:
+        if part > 0 and math.ceil(size / part) == n_parts and part not in out:
+            out.append(part)
+    return out
+
+
+class _PartHasher:
+    """MD5 of each ``part_size`` slice, then MD5 of their digests (the multipart ETag)."""
+
+    def __init__(self, part_size: int) -> None:
+        self.part_size = part_size
+        self._digests: list[bytes] = []
+        self._md5 = hashlib.md5()
+        self._filled = 0
+
+    def update(self, data: memoryview) -> None:
+        while data:
+            take = min(len(data), self.part_size - self._filled)
+            self._md5.update(data[:take])
+            self._filled += take
+            data = data[take:]
+            if self._filled == self.part_size:
+                self._digests.append(self._md5.digest())
+                self._md5, self._filled = hashlib.md5(), 0
+
+    def etag(self) -> str:
+        digests = [*self._digests, *([self._md5.digest()] if self._filled else [])]
+        return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
+
+
+class ContentVerifier:
+    """Size, MD5 and multipart-ETag checks of an object computed while it streams.
+
+    Parameters
+    ----------
+    info : ObjectInfo
+        What the source listed (size, ETag).
+
+    Attributes
+    ----------
+    method : str
+        ``"md5"``, ``"multipart-md5"`` or ``"size"`` (an opaque ETag, or a
+        multipart ETag whose part size cannot be inferred: only the size and
+        the decoder's gzip CRC32 vouch for the bytes).
+
+    Examples
+    --------
+    >>> v = ContentVerifier(ObjectInfo("k", 3, hashlib.md5(b"abc").hexdigest(), None))
+    >>> v.update(b"abc"); v.mismatch() is None
+    True
+    """
+
+    def __init__(self, info: ObjectInfo) -> None:
+        self.info = info
+        self.n_bytes = 0
+        self._md5 = None
+        self._parts: list[_PartHasher] = []
+        n_parts = etag_part_count(info.etag)
+        if n_parts == 1:
+            self._md5 = hashlib.md5()
+            self.method = "md5"
+        elif n_parts:
+            self._parts = [_PartHasher(p) for p in candidate_part_sizes(info.size, n_parts)]
+            self.method = "multipart-md5" if self._parts else "size"
+        else:
+            self.method = "size"
+
+    def update(self, chunk: bytes | memoryview) -> None:
+        """Feed the next bytes of the object.
+
+        Parameters
+        ----------
+        chunk : bytes or memoryview
+        """
+        view = memoryview(chunk).cast("B")
+        self.n_bytes += len(view)
+        if self._md5 is not None:
+            self._md5.update(view)
+        for hasher in self._parts:
+            hasher.update(view)
+
+    def mismatch(self) -> str | None:
+        """What failed (for the message), or ``None`` when every check passed.
+
+        Returns
+        -------
+        str or None
+        """
+        if self.n_bytes != self.info.size:
+            return f"{self.n_bytes} bytes arrived but the source lists {self.info.size}"
+        etag = (self.info.etag or "").lower()
+        if self._md5 is not None and self._md5.hexdigest() != etag:
+            return f"MD5 {self._md5.hexdigest()} != ETag {etag}"
+        if self._parts and all(h.etag() != etag for h in self._parts):
+            tried = ", ".join(f"{h.part_size // MiB} MiB" for h in self._parts)
+            return f"multipart MD5 != ETag {etag} (part sizes tried: {tried})"
+        return None
+
+
+class _VerifyingChunks:
+    """Pass chunks through to the decoder while a thread verifies (and optionally keeps) them."""
+
+    def __init__(self, chunks: Iterator[bytes], verifier: ContentVerifier, keep: Path | None) -> None:
+        self._chunks = chunks
+        self._verifier = verifier
+        # Bounded: a verifier that falls behind slows the decoder instead of piling up ranges.
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+        self._keep = keep
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="laion-fmri-verify", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        fh = open(self._keep, "wb") if self._keep is not None else None  # noqa: SIM115
+        try:
+            while (chunk := self._queue.get()) is not None:
+                self._verifier.update(chunk)
+                if fh is not None:
+                    fh.write(chunk)
+        except BaseException as exc:  # reported by finish()
+            self._error = exc
+            while self._queue.get() is not None:
+                pass
+        finally:
+            if fh is not None:
+                fh.close()
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self._queue.put(chunk)
+            yield chunk
+
+    def drain(self) -> None:
+        """Feed the rest of the object (bytes the decoder did not need) to the verifier."""
+        for chunk in self._chunks:
+            self._queue.put(chunk)
+
+    def finish(self) -> None:
+        """Wait for the verifier thread; re-raise what it hit."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+# --------------------------------------------------------------------------- one object
+@dataclass(frozen=True)
+class StreamedBetas:
+    """A session read from the source and verified.
+
+    Attributes
+    ----------
+    betas : numpy.ndarray
+        ``(n_volumes, n_selected)`` float32, C-contiguous.
+    header : laion_fmri.nifti.NiftiHeader
+        The image header (``path`` is the object key).
+    info : ObjectInfo
+        Size and ETag the bytes were checked against.
+    verified : str
+        ``"md5"``, ``"multipart-md5"`` or ``"size"`` (plus the gzip CRC32 in every case).
+    seconds : float
+        Wall time from the first request to the verified array.
+    """
+
+    betas: np.ndarray
+    header: nifti.NiftiHeader
+    info: ObjectInfo
+    verified: str
+    seconds: float
+
+
+def _header_from_stream(stream: io.BufferedReader, key: str) -> nifti.NiftiHeader:
+    """Parse the NIfTI header from the start of a (gzip) stream, without consuming it.
+
+    The header goes through :func:`laion_fmri.nifti.read_header` (all its
+    checks) via a 348-byte in-memory file: the validator works on paths.
+    """
+    import zlib
+
+    head = stream.peek(1 << 16)
+    compressed = head[:2] == b"\x1f\x8b"
+    if compressed:
+        try:
+            raw = zlib.decompressobj(wbits=31).decompress(head, nifti.HEADER_SIZE)
+        except zlib.error as exc:
+            raise CorruptFileError(f"{key} is not a readable NIfTI-1 file: bad gzip start ({exc}).") from exc
+    else:
+        raw = head[: nifti.HEADER_SIZE]
+    if hasattr(os, "memfd_create"):  # Linux: an in-memory file, no filesystem round trip
+        fd = os.memfd_create("laion-fmri-header")
+        try:
+            os.write(fd, raw)
+            hdr = nifti.read_header(f"/proc/self/fd/{fd}", check_size=False)
+        finally:
+            os.close(fd)
+    else:  # pragma: no cover - other platforms
+        with tempfile.TemporaryDirectory(prefix="laion-fmri-hdr-") as tmp:
+            path = Path(tmp) / "header.nii"
+            path.write_bytes(raw)
+            hdr = nifti.read_header(path, check_size=False)
+    return dataclasses.replace(hdr, path=Path(key), compressed=compressed)
+
+
+def stream_betas(
+    store: Store,
+    key: str,
+    offsets: np.ndarray | None = None,
+    *,
+    info: ObjectInfo | None = None,
+    range_bytes: int = DEFAULT_RANGE_BYTES,
+    in_flight: int = DEFAULT_IN_FLIGHT,
+    keep: str | os.PathLike[str] | None = None,
+    on_verified: Callable[[StreamedBetas], None] | None = None,
+) -> StreamedBetas:
+    """Read a betas object from the source, decode and gather it while it arrives, verify it.
+
+    Parameters
+    ----------
+    store : Store
+        The source (``laion_fmri.remote.open_store()``).
+    key : str
+        Object key (``laion_fmri.layout.betas_key(subject, session)``).
+    offsets : numpy.ndarray, optional
+        Disk-order voxel offsets (:func:`laion_fmri.nifti.gather_offsets`);
+        ``None`` keeps every voxel.
+    info : ObjectInfo, optional
+        The object's listing; fetched with ``store.head`` when not given.
+    range_bytes : int
+        Bytes per ranged request.
+    in_flight : int
+        Ranged requests at once (bounded read-ahead of the decoder).
+    keep : str or os.PathLike, optional
+        Also write the object there (as ``<keep>.part``, renamed only after
+        every check passed).
+    on_verified : callable, optional
+        Called with the result after verification, before returning (e.g. to
+        fill the masked cache); never called for data that failed a check.
+
+    Returns
+    -------
+    StreamedBetas
+
+    Raises
+    ------
+    IntegrityError
+        Size or MD5/multipart ETag mismatch (nothing is kept or cached).
+    CorruptFileError
+        The bytes are not a readable NIfTI (bad header, damaged gzip, CRC32).
+    DataNotFoundError, AccessDeniedError, ObjectChangedError, SourceUnavailableError
+        From the source.
+
+    Examples
+    --------
+    >>> res = stream_betas(open_store(), layout.betas_key("sub-03", "ses-01"), offsets)  # doctest: +SKIP
+    >>> res.betas.shape, res.verified  # doctest: +SKIP
+    ((1044, 61234), 'md5')
+    """
+    t0 = time.perf_counter()
+    info = info or store.head(key)
+    verifier = ContentVerifier(info)
+    keep_path = Path(keep) if keep is not None else None
+    part = keep_path.with_name(keep_path.name + ".part") if keep_path is not None else None
+    if part is not None:
+        part.parent.mkdir(parents=True, exist_ok=True)
+    reader = RangeReader(store, info, range_bytes, in_flight)
+    source = iter(reader)
+    tee = _VerifyingChunks(source, verifier, part)
+    try:
+        try:
+            raw = io.BufferedReader(RangeStream(tee, name=key), buffer_size=1 << 16)
+            header = _header_from_stream(raw, key)
+            if header.compressed and header.data_bytes > info.size * 1032 + MiB:
+                raise CorruptFileError(
+                    f"{key}: the header claims {header.data_bytes} bytes, impossible for a "
+                    f"{info.size}-byte gzip object."
+                )
+            betas = nifti.read_masked(raw, offsets, header=header)
+            tee.drain()  # bytes after the image data still belong to the object
+        except CorruptFileError as exc:
+            raise CorruptFileError(
+                f"{key} from {store.url} could not be decoded ({exc}); nothing was kept or "
+                "cached. Try again; if it persists the source copy is damaged."
+            ) from exc
+        finally:
+            source.close()  # cancels read-ahead that is not needed any more
+            tee.finish()
+        problem = verifier.mismatch()
+        if problem is not None:
+            raise IntegrityError(
+                f"{key} from {store.url} failed its content check ({problem}); nothing was kept "
+                "or cached. Try again; if it persists the source copy is damaged."
+            )
+    except BaseException:
+        if part is not None:
+            part.unlink(missing_ok=True)
+        raise
+    result = StreamedBetas(betas, header, info, verifier.method, time.perf_counter() - t0)
+    if part is not None and keep_path is not None:
+        os.replace(part, keep_path)
+    if on_verified is not None:
+        on_verified(result)
+    return result
+
+
+def stream_sessions(
+    store: Store,
+    jobs: Sequence[tuple[str, np.ndarray | None]],
+    *,
+    sessions_in_flight: int = DEFAULT_SESSIONS_IN_FLIGHT,
+    in_flight: int = DEFAULT_IN_FLIGHT,
+    **kwargs: Any,
+) -> Iterator[StreamedBetas]:
+    """Stream several objects, ``sessions_in_flight`` at once, yielding results in ``jobs`` order.
+
+    Parameters
+    ----------
+    store : Store
+        The source.
+    jobs : sequence of (key, offsets)
+        One per session.
+    sessions_in_flight : int
+        Sessions decoded concurrently (each with its own ranged reads).
+    in_flight : int
+        Ranged requests at once over all sessions (split between the
+        concurrent ones, so connections and read-ahead memory stay bounded).
+    **kwargs
+        Passed to :func:`stream_betas` (``range_bytes``, ``on_verified`` ...).
+
+    Yields
+    ------
+    StreamedBetas
+        In the order of ``jobs``.
+
+    Examples
+    --------
+    >>> keys = [layout.betas_key("sub-03", s) for s in ("ses-01", "ses-02")]  # doctest: +SKIP
+    >>> [r.betas.shape for r in stream_sessions(store, [(k, offsets) for k in keys])]  # doctest: +SKIP
+    """
+    n = max(1, min(int(sessions_in_flight), len(jobs)))
+    per_session = max(1, -(-int(in_flight) // n))
+    with ThreadPoolExecutor(n, thread_name_prefix="laion-fmri-session") as pool:
+        pending: deque[Future[StreamedBetas]] = deque()
+        try:
+            for key, offsets in jobs:
+                pending.append(pool.submit(
+                    stream_betas, store, key, offsets, in_flight=per_session, **kwargs))
+                if len(pending) >= n:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+
+__all__ = [
+    "ContentVerifier",
+    "RangeReader",
+    "RangeStream",
+    "StreamedBetas",
+    "candidate_part_sizes",
+    "etag_part_count",
+    "plan_ranges",
+    "stream_betas",
+    "stream_sessions",
+]

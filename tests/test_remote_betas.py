@@ -1,0 +1,218 @@
+"""Streaming betas from the loopback S3 server: same arrays as the local load, verified on the fly."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from laion_fmri import _mask_index as mi
+from laion_fmri import _nifti as nifti
+from laion_fmri import _remote_betas as rb
+from laion_fmri import layout
+from laion_fmri.errors import CorruptFileError, IntegrityError
+from laion_fmri.remote import ObjectInfo, open_store
+from laion_fmri.subject import Subject
+
+SUB = "sub-03"
+MiB = 1 << 20
+
+
+@pytest.fixture
+def store(s3_source):  # type: ignore[no-untyped-def]
+    return open_store()
+
+
+def _public_sessions(sub: Subject) -> list[str]:
+    return [s for s in sub.get_sessions() if s not in layout.HELD_OUT_SESSIONS]
+
+
+def _offsets(root: Path) -> np.ndarray:
+    return mi.derive_mask_index(root / layout.local_relpath(layout.r2mean_key(SUB))).offsets
+
+
+def test_stream_equals_local_load(store, sample_root: Path, shared_downloaded: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sub = Subject(SUB, shared_downloaded)
+    offsets = _offsets(sample_root)
+    sessions = _public_sessions(sub)
+    seen = []
+    for session in sessions:
+        key = layout.betas_key(SUB, session)
+        # Small ranges: many requests in flight, reassembled in order.
+        res = rb.stream_betas(store, key, offsets, range_bytes=64 * 1024, in_flight=3,
+                              keep=tmp_path / f"{session}.nii.gz", on_verified=seen.append)
+        np.testing.assert_array_equal(res.betas, sub.get_betas(session=session))
+        assert res.betas.flags.c_contiguous and res.betas.dtype == np.float32
+        original = (sample_root / layout.local_relpath(key)).read_bytes()
+        assert res.verified == "md5" and res.info.size == len(original)
+        assert (tmp_path / f"{session}.nii.gz").read_bytes() == original
+    assert [r.header.path.name for r in seen] == [Path(layout.betas_key(SUB, s)).name for s in sessions]
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_sessions_pipeline_in_order(store, sample_root: Path, shared_downloaded: Path) -> None:  # type: ignore[no-untyped-def]
+    sub = Subject(SUB, shared_downloaded)
+    offsets = _offsets(sample_root)
+    cols = np.flatnonzero(sub.get_roi_mask("face"))
+    sessions = _public_sessions(sub)
+    jobs = [(layout.betas_key(SUB, s), offsets[cols]) for s in sessions]
+    results = list(rb.stream_sessions(store, jobs, sessions_in_flight=2, range_bytes=128 * 1024))
+    for session, res in zip(sessions, results, strict=True):
+        np.testing.assert_array_equal(res.betas, sub.get_betas(session=session, roi="face"))
+
+
+def _flip(at: int):  # type: ignore[no-untyped-def]
+    """A ranged read that flips the byte at object offset ``at`` (damage in transit)."""
+    real = rb._read_range
+
+    def read(store, key, start, end, etag=None):  # type: ignore[no-untyped-def]
+        data = bytearray(real(store, key, start, end, etag))
+        if start <= at < end:
+            data[at - start] ^= 0xFF
+        return bytes(data)
+
+    return read
+
+
+@pytest.mark.parametrize("where", ["gzip_mtime", "deflate_data"])
+def test_corrupted_byte_is_detected(  # type: ignore[no-untyped-def]
+    store, sample_root: Path, tmp_path: Path, monkeypatch, where: str
+) -> None:
+    key = layout.betas_key(SUB, "ses-01")
+    size = (sample_root / layout.local_relpath(key)).stat().st_size
+    # Byte 5 is in the gzip MTIME field, which no decoder checks: only the MD5 can catch it.
+    at = 5 if where == "gzip_mtime" else size // 2
+    monkeypatch.setattr(rb, "_read_range", _flip(at))
+    seen: list[object] = []
+    keep = tmp_path / "kept.nii.gz"
+    error = IntegrityError if where == "gzip_mtime" else (IntegrityError, CorruptFileError)
+    with pytest.raises(error) as info:
+        rb.stream_betas(store, key, _offsets(sample_root), range_bytes=32 * 1024, keep=keep,
+                        on_verified=seen.append)
+    assert "nothing was kept or cached" in str(info.value)
+    if where == "gzip_mtime":
+        assert "MD5" in str(info.value)
+    assert seen == [] and not keep.exists() and not list(tmp_path.iterdir())
+
+
+def _big_nifti(path: Path) -> None:
+    """A ~10 MB gzip NIfTI (random float32 compresses little): two 5 MiB upload parts."""
+    import nibabel as nib
+
+    data = np.random.default_rng(0).standard_normal((24, 28, 20, 200)).astype(np.float32)
+    plain = path.with_suffix("")  # .nii
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(plain))
+    path.write_bytes(gzip.compress(plain.read_bytes(), 1))
+
+
+def test_multipart_etag_is_checked(s3_source, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from boto3.s3.transfer import TransferConfig
+
+    local = tmp_path / "big.nii.gz"
+    _big_nifti(local)
+    key = "derivatives/test/big_statmap.nii.gz"
+    s3_source.client.upload_file(
+        str(local), s3_source.bucket, key, ExtraArgs={"ACL": "public-read"},
+        Config=TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB),
+    )
+    store = open_store()
+    info = store.head(key)
+    assert rb.etag_part_count(info.etag) == 2
+    mask = np.zeros((24, 28, 20), bool)
+    mask[3:20, 5:9, 2:18] = True
+    offsets = nifti.gather_offsets(mask)
+    res = rb.stream_betas(store, key, offsets, range_bytes=3 * MiB)
+    assert res.verified == "multipart-md5"
+    np.testing.assert_array_equal(res.betas, nifti.read_masked(local, offsets))
+    monkeypatch.setattr(rb, "_read_range", _flip(5))
+    with pytest.raises(IntegrityError, match="multipart MD5"):
+        rb.stream_betas(store, key, offsets, range_bytes=3 * MiB)
+
+
+def test_part_size_inference_and_verifier() -> None:
+    assert [s // MiB for s in rb.candidate_part_sizes(11 * MiB, 3)] == [4, 5]
+    assert rb.candidate_part_sizes(100, 7) == []  # no plausible part size: size check only
+    body = bytes(range(256)) * (3 * MiB // 256) + b"tail"
+    parts = [body[i : i + MiB] for i in range(0, len(body), MiB)]
+    etag = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest() + f"-{len(parts)}"
+    ok = rb.ContentVerifier(ObjectInfo("k", len(body), etag, None))
+    for i in range(0, len(body), 700_001):  # chunk borders unrelated to part borders
+        ok.update(body[i : i + 700_001])
+    assert ok.method == "multipart-md5" and ok.mismatch() is None
+    short = rb.ContentVerifier(ObjectInfo("k", len(body), etag, None))
+    short.update(body[:-1])
+    assert "bytes arrived" in (short.mismatch() or "")
+    opaque = rb.ContentVerifier(ObjectInfo("k", 3, "not-an-md5", None))
+    opaque.update(b"abc")
+    assert opaque.method == "size" and opaque.mismatch() is None
+    assert rb.plan_ranges(10, 4, first_bytes=4) == [(0, 4), (4, 8), (8, 10)]
+    assert rb.plan_ranges(20, 8, first_bytes=2) == [(0, 2), (2, 6), (6, 14), (14, 20)]
+    assert rb.plan_ranges(0, 8) == []
+    assert rb.RangeStream([b"ab", b"", b"cd"]).read() == b"abcd"
+
+
+def test_mask_index_is_stored_and_reused(shared_downloaded: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    sub = Subject(SUB, shared_downloaded)
+    mask_path = shared_downloaded / layout.local_relpath(layout.r2mean_key(SUB))
+    first = mi.mask_index(mask_path, tmp_path / "idx")
+    np.testing.assert_array_equal(first.flat, sub.get_brain_mask())
+    np.testing.assert_array_equal(first.c_index, np.flatnonzero(sub.get_brain_mask()))
+    stored = list((tmp_path / "idx").iterdir())
+    assert [p.name for p in stored] == [f"mask-{first.fingerprint}"]
+    assert sorted(p.name for p in stored[0].iterdir()) == ["c_index.npy", "meta.json", "offsets.npy"]
+
+    def no_decode(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("the stored index should be used")
+
+    monkeypatch.setattr(mi, "derive_mask_index", no_decode)
+    again = mi.mask_index(mask_path, tmp_path / "idx")
+    np.testing.assert_array_equal(again.offsets, first.offsets)
+    np.testing.assert_array_equal(again.affine, sub.affine)
+    assert again.digest == first.digest and again.grid_shape == sub.grid_shape
+    monkeypatch.undo()
+    # A different mask file (another source) gets its own entry.
+    other = tmp_path / "other_mask.nii.gz"
+    data, affine = nifti.read_volume(mask_path)
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image((np.asarray(data) != 0)[::-1].astype(np.uint8), affine), str(other))
+    third = mi.mask_index(other, tmp_path / "idx")
+    assert third.fingerprint != first.fingerprint and len(list((tmp_path / "idx").iterdir())) == 2
+
+
+def test_local_folder_source_streams_too(sample_root: Path, shared_downloaded: Path) -> None:
+    from laion_fmri.remote import LocalStore
+
+    sub = Subject(SUB, shared_downloaded)
+    key = layout.betas_key(SUB, "ses-02")
+    res = rb.stream_betas(LocalStore(sample_root), key, _offsets(sample_root), range_bytes=50_000)
+    np.testing.assert_array_equal(res.betas, sub.get_betas(session="ses-02"))
+    assert res.verified == "size"  # a local folder has no ETag: size and gzip CRC32 only
+
+
+def test_read_ahead_runs_without_the_consumer_and_stays_bounded() -> None:
+    import threading
+    import time
+
+    calls: list[int] = []
+    lock = threading.Lock()
+
+    def fake_read(store, key, start, end, etag=None):  # type: ignore[no-untyped-def]
+        with lock:
+            calls.append(start)
+        return bytes(end - start)
+
+    info = ObjectInfo("k", 100, None, None)
+    reader = rb.RangeReader(None, info, range_bytes=10, in_flight=2, read_range=fake_read, ahead=4)  # type: ignore[arg-type]
+    reader.ranges = rb.plan_ranges(100, 10, first_bytes=10)
+    chunks = iter(reader)
+    assert len(next(chunks)) == 10
+    time.sleep(0.3)  # the consumer is busy: requests go on, up to `ahead` unconsumed ranges
+    assert len(calls) == 5  # the consumed one + 4 ahead, not all 10
+    chunks.close()  # stops the feeder; nothing hangs, nothing more is requested
+    time.sleep(0.1)
+    assert len(calls) == 5
+    assert b"".join(rb.RangeReader(None, info, 7, 3, read_range=fake_read)) == bytes(100)  # type: ignore[arg-type]
