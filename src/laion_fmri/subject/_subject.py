@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
-from laion_fmri import layout
+from laion_fmri import _cache, layout
 from laion_fmri._docs import fill_doc
 from laion_fmri._types import OneSession, PathArg, RoiArg
 from laion_fmri.betas import SessionBetas
@@ -330,14 +330,15 @@ class Subject(RoiMethods, AnatomyMethods, RawMethods, StimulusMethods, AdapterMe
         (1044, 412)
         """
         check_read_args(stimuli, average, lazy)
-        sel = self.select(session, roi, mask, nc_threshold, one_voxel_set=lazy,
-                          mask_source=mask_source)
-        reader = self._space(sel.mask_source).betas
-        if lazy:
-            out: Any = stack_lazily(reader, self._trials, self._root, sel, stimuli, cache)
-        else:
-            read = partial(read_session, reader, self._trials, stimuli=stimuli, average=average)
-            out = {s: read(s, sel.columns(s), cache=cache) for s in sel.sessions}
+        with _cache.call_cache(cache):  # cache=False keeps the mask index off disk too
+            sel = self.select(session, roi, mask, nc_threshold, one_voxel_set=lazy,
+                              mask_source=mask_source)
+            reader = self._space(sel.mask_source).betas
+            if lazy:
+                out: Any = stack_lazily(reader, self._trials, self._root, sel, stimuli, cache)
+            else:
+                read = partial(read_session, reader, self._trials, stimuli=stimuli, average=average)
+                out = {s: read(s, sel.columns(s), cache=cache) for s in sel.sessions}
         if space not in (None, "T1w"):
             from laion_fmri.subject._projection import project_selection
 
