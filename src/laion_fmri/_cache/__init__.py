@@ -43,6 +43,7 @@ from laion_fmri._cache._entries import (
     derived_dir,
     entry_for,
     mask_hash,
+    remote_stamp,
     source_stamp,
     symlinked_folder,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "list_entries",
     "mask_hash",
     "open_cached",
+    "remote_stamp",
     "source_stamp",
     "symlinked_folder",
     "verify",

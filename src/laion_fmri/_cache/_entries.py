@@ -26,6 +26,7 @@ __all__ = [
     "entry_for",
     "entry_in",
     "mask_hash",
+    "remote_stamp",
     "source_stamp",
     "symlink_error",
     "symlinked_folder",
@@ -286,3 +287,26 @@ def source_stamp(path: Path) -> dict[str, int]:
     """
     st = path.stat()
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def remote_stamp(etag: str | None, size: int) -> dict[str, object]:
+    """Identity of a source object whose betas were streamed into the cache (no local file).
+
+    Parameters
+    ----------
+    etag : str, optional
+        The object's ETag (``""`` when the source has none, e.g. a local folder).
+    size : int
+        Its size in bytes.
+
+    Returns
+    -------
+    dict
+        ``{"etag": str, "size": int}``.
+
+    Examples
+    --------
+    >>> remote_stamp('"abc"', 3)
+    {'etag': '"abc"', 'size': 3}
+    """
+    return {"etag": etag or "", "size": int(size)}
