@@ -400,7 +400,9 @@ def load_subject(subject: object, data_dir: str | os.PathLike[str] | None = None
     SubjectNotFoundError
         Unknown subject id.
     DataNotDownloadedError
-        Nothing of the subject is on disk (names the download call).
+        Nothing of the subject is on disk (names the download call); with
+        ``LAION_FMRI_FETCH=1`` an empty subject is accepted (``get_betas``
+        streams from the source).
     DataDirNotSetError
         No data directory configured.
 
