@@ -158,7 +158,7 @@ def variant(
             t0 = time.perf_counter()  # cluster start-up is not part of the load
             arr = lazy_remote_betas(get_source(), [(SUB, s) for s in sessions], None,
                                        int(mask.c_index.size), in_flight=in_flight,
-                                       range_bytes=range_bytes)
+                                       range_bytes=range_bytes, mask_source="rsquare")
             out_bytes = arr.compute().nbytes
             seconds = time.perf_counter() - t0
             client.shutdown()
