@@ -38,6 +38,10 @@ def test_fetch_streams_into_the_cache_only(fetching: Path, shared_downloaded: Pa
     sub = load_subject(SUB)  # nothing of the subject on disk yet
     np.testing.assert_array_equal(sub.get_betas(SES), reference.get_betas(SES))
     assert _betas_files(fetching) == []  # no .nii.gz: the masked cache only
+    assert not (fetching / "derivatives" / "rois").exists()  # no ROI asked, none fetched
+    # An ROI brings the ROI masks through the download engine; the betas come from the cache.
+    np.testing.assert_array_equal(sub.get_betas(SES, roi="face"), reference.get_betas(SES, roi="face"))
+    assert list((fetching / "derivatives" / "rois").rglob("*_mask.nii.gz"))
     trials = fetching / layout.local_relpath(layout.trials_key(SUB, SES))
     assert trials.is_file()  # the small files came through the download engine
     meta = json.loads(cache.entry_for(fetching, SUB, SES).sidecar.read_text())
@@ -105,3 +109,13 @@ def test_fetch_env_must_be_understood(fetching: Path, monkeypatch: pytest.Monkey
     with pytest.raises(ConfigError, match="LAION_FMRI_FETCH"):
         Subject(SUB, fetching).get_betas(SES)
     assert os.environ["LAION_FMRI_FETCH"] == "maybe"
+
+
+def test_fetch_all_sessions_pipelined(fetching: Path, shared_downloaded: Path) -> None:
+    reference = Subject(SUB, shared_downloaded)
+    public = [s for s in reference.get_sessions() if s not in layout.HELD_OUT_SESSIONS]
+    out = Subject(SUB, fetching).get_betas("all", roi="face", fetch=True)
+    assert list(out) == public  # held-out sessions are not streamed
+    for s in public:
+        np.testing.assert_array_equal(out[s], reference.get_betas(s, roi="face"))
+    assert _betas_files(fetching) == []

@@ -258,7 +258,9 @@ class SessionBetas:
     def _stream(self, session: str, cols: np.ndarray | None, store: Store, keep: bool,
                 write: bool) -> np.ndarray:
         from laion_fmri._remote_betas import StreamedBetas, stream_betas
+        from laion_fmri.licenses import ensure_dataset_license
 
+        ensure_dataset_license(self._root)  # streaming is downloading, without the file
         axis = self._axis()
         path = self.local_path(session)
         key = layout.betas_key(self._subject, session)

@@ -1,10 +1,10 @@
 """``get_betas(..., fetch=True)``: load sessions that are not on disk straight from the source.
 
-The small files a load needs (trial tables, the brain mask, ROI masks) come
-first through the download engine (verified, recorded in the manifest); the
-anatomical brain mask, which the engine does not list, is read from the store
-with the same content check. The betas themselves are streamed by
-:mod:`laion_fmri._remote_betas` into the masked cache (see
+The small files a load needs come first: the trial tables and the brain mask
+of named sessions straight from the store (known keys, each checked against
+its size and MD5/ETag before it lands), trial tables of ``"all"`` and ROI
+masks (which need a listing) through the download engine. The betas
+themselves are streamed by :mod:`laion_fmri._remote_betas` into the masked cache (see
 :meth:`laion_fmri.betas.SessionBetas.read`): no ``.nii.gz`` lands on disk
 unless ``keep=True``.
 """
@@ -43,15 +43,6 @@ def fetch_store(fetch: bool | None) -> Any:
     return open_store()
 
 
-def _session_globs(session: object) -> tuple[list[str], bool]:
-    """Include globs of the trial tables a ``session=`` argument names, and whether it is "all"."""
-    if isinstance(session, str) and session == "all":
-        return ["*/ses-*/func/*_trials.*"], True
-    names = session if isinstance(session, (list, tuple)) else [session]
-    sessions = [layout.normalize_session(int(s) if hasattr(s, "__index__") else s) for s in names]
-    return [f"*/{s}/func/*_trials.*" for s in sessions], False
-
-
 def _fetch_object(store: Any, key: str, dest: Path) -> None:
     """One small object from the store into ``dest``, checked (size, MD5/ETag) before it lands."""
     from laion_fmri._remote_betas import _read_range
@@ -77,40 +68,70 @@ def _mask_key(subject: str, mask_source: str) -> str:
             else layout.r2mean_key(subject))
 
 
-def _on_disk(files: SubjectFiles, session: object, mask_source: str) -> bool:
-    """Every small file a load of the named sessions needs is there (no network needed)."""
+def _named_sessions(session: object) -> list[str] | None:
+    """The sessions a ``session=`` argument names (``None`` for ``"all"`` or a bad id)."""
     if isinstance(session, str) and session == "all":
-        return False
+        return None
     names = session if isinstance(session, (list, tuple)) else [session]
     try:
-        keys = [layout.trials_key(files.subject, layout.normalize_session(s)) for s in names]
-    except Exception:  # let the selection explain a bad session id
-        return True
-    return all(files.path(k).is_file() for k in [*keys, _mask_key(files.subject, mask_source)])
+        return [layout.normalize_session(int(s) if hasattr(s, "__index__") else s) for s in names]
+    except Exception:  # the selection explains a bad session id
+        return None
 
 
-def prepare(files: SubjectFiles, session: object, mask_source: str, store: Any) -> object:
+def prepare(files: SubjectFiles, session: object, mask_source: str, store: Any,
+            rois: bool = False) -> object:
     """Bring the small files of a fetching load; return the ``session=`` to select.
 
-    Nothing is requested when they are all on disk. ``"all"`` becomes the
-    list of public sessions whose trial table the source has.
+    Named sessions: their trial tables and the brain mask come straight from
+    the store (known keys, fetched together, each checked before it lands);
+    nothing is requested when they are on disk. ``"all"`` (the trial tables
+    of every session) and ROI masks (``rois``, when none is on disk) need a
+    listing and go through the download engine. ``"all"`` becomes the list of
+    public sessions whose trial table the source has.
     """
-    from laion_fmri.download import download
+    from concurrent.futures import ThreadPoolExecutor
 
-    if _on_disk(files, session, mask_source):
-        return session
-    globs, every = _session_globs(session)
+    from laion_fmri.download import download
+    from laion_fmri.licenses import ensure_dataset_license
+
     subject = files.subject
-    include = [*globs, "*/rois/*_mask.nii.gz", f"*{Path(layout.r2mean_key(subject)).name}"]
-    download(subject=subject, include=include, progress=False, data_dir=files.root)
-    key = _mask_key(subject, mask_source)
-    if not files.path(key).is_file():  # the anatomical mask is not listed by the engine
-        _fetch_object(store, key, files.path(key))
+    every = isinstance(session, str) and session == "all"
+    named = _named_sessions(session)
+    include = ["*/ses-*/func/*_trials.*"] if every else []
+    roi_dir = files.root / "derivatives" / "rois" / subject
+    if rois and not any(roi_dir.rglob("*_mask.nii.gz")):
+        include.append("*/rois/*_mask.nii.gz")
+    if include:
+        download(subject=subject, include=include, progress=False, data_dir=files.root)
+    keys = [_mask_key(subject, mask_source)]
+    keys += [layout.trials_key(subject, s) for s in named or []]
+    missing = [k for k in keys if not files.path(k).is_file()]
+    if missing:
+        ensure_dataset_license(files.root)
+        with ThreadPoolExecutor(min(4, len(missing))) as pool:
+            list(pool.map(lambda k: _fetch_object(store, k, files.path(k)), missing))
     if not every:
         return session
     base = files.root / layout.subject_glm_prefix(subject)
     found = sorted(p.parent.parent.name for p in base.glob("ses-*/func/*_trials.tsv"))
     return [s for s in dict.fromkeys(found) if s not in layout.HELD_OUT_SESSIONS]
+
+
+def read_sessions(read: Any, selection: Any, store: Any, cache: bool | None) -> dict[str, Any]:
+    """``{session: read(session, columns)}``; sessions streamed from ``store`` two at a time.
+
+    Network and decoding of one session overlap with the next one's; results
+    keep the selection's order.
+    """
+    sessions = selection.sessions
+    if store is None or len(sessions) < 2:
+        return {s: read(s, selection.columns(s), cache=cache) for s in sessions}
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2, thread_name_prefix="laion-fmri-fetch") as pool:
+        arrays = pool.map(lambda s: read(s, selection.columns(s), cache=cache), sessions)
+        return dict(zip(sessions, arrays, strict=True))
 
 
 def stack_remote(selection: Any, stimuli: str | None) -> Any:
@@ -130,4 +151,4 @@ def stack_remote(selection: Any, stimuli: str | None) -> Any:
                              mask_source=selection.mask_source)
 
 
-__all__ = ["ENV_FETCH", "fetch_enabled", "fetch_store", "prepare", "stack_remote"]
+__all__ = ["ENV_FETCH", "fetch_enabled", "fetch_store", "prepare", "read_sessions", "stack_remote"]

@@ -25,7 +25,13 @@ from laion_fmri.errors import DataNotDownloadedError
 from laion_fmri.subject._adapters import AdapterMethods
 from laion_fmri.subject._anatomy import AnatomyMethods
 from laion_fmri.subject._brain import _Brain
-from laion_fmri.subject._fetch import fetch_enabled, fetch_store, prepare, stack_remote
+from laion_fmri.subject._fetch import (
+    fetch_enabled,
+    fetch_store,
+    prepare,
+    read_sessions,
+    stack_remote,
+)
 from laion_fmri.subject._files import SubjectFiles
 from laion_fmri.subject._raw import RawMethods
 from laion_fmri.subject._read import check_read_args, read_session, stack_lazily
@@ -340,7 +346,8 @@ class Subject(RoiMethods, AnatomyMethods, RawMethods, StimulusMethods, AdapterMe
         check_read_args(stimuli, average, lazy)
         store = fetch_store(fetch)
         if store is not None:  # trial tables and masks first (small, verified)
-            session = prepare(self._files, session, normalize_mask_source(mask_source), store)
+            session = prepare(self._files, session, normalize_mask_source(mask_source), store,
+                              rois=roi is not None)
         with _cache.call_cache(cache):  # cache=False keeps the mask index off disk too
             sel = self.select(session, roi, mask, nc_threshold, one_voxel_set=lazy,
                               mask_source=mask_source)
@@ -351,7 +358,7 @@ class Subject(RoiMethods, AnatomyMethods, RawMethods, StimulusMethods, AdapterMe
             else:
                 read = partial(read_session, reader, self._trials, stimuli=stimuli,
                                average=average, store=store, keep=keep)
-                out = {s: read(s, sel.columns(s), cache=cache) for s in sel.sessions}
+                out = read_sessions(read, sel, store, cache)
         if space not in (None, "T1w"):
             from laion_fmri.subject._projection import project_selection
 
