@@ -74,6 +74,7 @@ def _distinct_sessions(work: Path, n_trials: int, n_sessions: int) -> Path:
         shutil.rmtree(data)
     for path in seeds[0].rglob("*"):
         rel = path.relative_to(seeds[0]).as_posix()
+        # Subject-level files and the anatomical session (the default brain mask).
         if not path.is_file() or layout.session_of(rel) not in (None, layout.ANATOMICAL_SESSION):
             continue
         (data / rel).parent.mkdir(parents=True, exist_ok=True)

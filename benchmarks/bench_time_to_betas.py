@@ -18,6 +18,9 @@ all sessions:
 * ``download_then_load`` ``download`` then ``Subject.get_betas`` (today's path);
 * ``stream``             ``_remote_betas.stream_betas`` / ``stream_sessions``
   (ranged reads in flight, decode and MD5 while the bytes arrive);
+* ``get_betas_fetch``    the public path: ``Subject.get_betas(session, fetch=True)``
+  into an empty data directory (small files through the download engine, then
+  the betas streamed into the masked cache; extra disk reported);
 * loopback, all sessions: ``serial_stream`` (one session after the other) vs
   ``cluster_stream`` (``lazy_remote_betas`` computed on a 2-worker dask
   ``LocalCluster``, workers streaming from the source).
@@ -116,7 +119,7 @@ def variant(
             if name == "download_then_load":
                 sub = load_subject(SUB, data_dir=target)
                 for s in sessions:
-                    out_bytes += sub.get_betas(session=s).nbytes
+                    out_bytes += sub.get_betas(session=s, mask_source="rsquare").nbytes
                 extra["cache_bytes_on_disk"] = _dir_bytes(target / ".laion_fmri" / "cache")
         finally:
             shutil.rmtree(target, ignore_errors=True)
@@ -127,6 +130,21 @@ def variant(
             out_bytes += res.betas.nbytes
             methods.append(res.verified)
         extra["verified"] = methods
+    elif name == "get_betas_fetch":
+        from laion_fmri.subject import Subject
+
+        target = Path(tempfile.mkdtemp(prefix="ttb-fetch-", dir=os.environ["TTB_SCRATCH"]))
+        try:
+            sub = Subject(SUB, target)
+            # One call for all sessions: they stream two at a time.
+            res = sub.get_betas(session=list(sessions), fetch=True, mask_source="rsquare")
+            out_bytes = sum(a.nbytes for a in res.values())
+            extra["gzip_bytes_on_disk"] = sum(
+                p.stat().st_size for p in target.rglob("*SingletrialBetas_statmap.nii.gz"))
+            extra["cache_bytes_on_disk"] = _dir_bytes(target / ".laion_fmri" / "cache")
+            extra["data_dir_bytes"] = _dir_bytes(target)
+        finally:
+            shutil.rmtree(target, ignore_errors=True)
     elif name == "serial_stream":
         for key in keys:
             out_bytes += rb.stream_betas(store, key, mask.offsets, in_flight=in_flight,
@@ -141,7 +159,7 @@ def variant(
             t0 = time.perf_counter()  # cluster start-up is not part of the load
             arr = lazy_remote_betas(get_source(), [(SUB, s) for s in sessions], None,
                                        int(mask.c_index.size), in_flight=in_flight,
-                                       range_bytes=range_bytes)
+                                       range_bytes=range_bytes, mask_source="rsquare")
             out_bytes = arr.compute().nbytes
             seconds = time.perf_counter() - t0
             client.shutdown()
@@ -272,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {label}", flush=True)
                 block = {}
                 for name in ("fetch_alone", "download_alone", "decode_alone", "download_then_load",
-                             "stream"):
+                             "stream", "get_betas_fetch"):
                     block[name] = _run(name, subset, data, env, args.repeats, in_flight, args.range_mb)
                 floor = max(block["fetch_alone"]["seconds"], block["decode_alone"]["seconds"])
                 block["summary"] = {
@@ -281,6 +299,11 @@ def main(argv: list[str] | None = None) -> int:
                         block["download_alone"]["seconds"], block["decode_alone"]["seconds"]),
                     "download_then_load_over_stream":
                         block["download_then_load"]["seconds"] / block["stream"]["seconds"],
+                    "get_betas_fetch_over_max_download_decode": block["get_betas_fetch"]["seconds"]
+                    / max(block["download_alone"]["seconds"], block["decode_alone"]["seconds"]),
+                    "download_then_load_over_get_betas_fetch":
+                        block["download_then_load"]["seconds"] / block["get_betas_fetch"]["seconds"],
+                    "extra_disk_get_betas_fetch_bytes": block["get_betas_fetch"]["data_dir_bytes"],
                     "target": TARGET_RATIO,
                     "in_flight": in_flight,
                     "range_mib": args.range_mb,

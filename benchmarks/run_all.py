@@ -1,7 +1,7 @@
 """Run every benchmark script in turn; each writes its figures to benchmarks/results/.
 
 Usage: ``python benchmarks/run_all.py [NAME ...]`` (names: betas, download, gzip_members,
-splits, stimuli, templates, torch, export, time_to_betas; default all). Each benchmark compares
+splits, stimuli, templates, torch, export, time_to_betas, reload; default all). Each benchmark compares
 our code with a baseline
 measured in the same run and reports ratios and peak memory.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ORDER = (
     "splits", "stimuli", "betas", "gzip_members", "torch", "download", "templates", "export",
-    "time_to_betas",
+    "time_to_betas", "reload",
 )
 
 

@@ -26,6 +26,7 @@ CASES = {
     "gzip_members": ["--grid", "24", "--n-trials", "4", "--repeats", "1"],
     "export": ["--n-trials", "8", "--sessions", "2", "--repeats", "1"],
     "time_to_betas": ["--n-trials", "8", "--sessions", "1", "--repeats", "1", "--skip-wan"],
+    "reload": ["--n-trials", "8", "--repeats", "1"],
 }
 
 
@@ -36,7 +37,8 @@ def test_benchmark_script_runs(name: str, tmp_path: Path) -> None:
         pytest.importorskip("torch")
     out = tmp_path / f"{name}.json"
     args = [sys.executable, str(BENCH / f"bench_{name}.py"), *CASES[name], "--out", str(out)]
-    if name in ("betas", "torch", "download", "gzip_members", "export", "time_to_betas"):
+    if name in ("betas", "torch", "download", "gzip_members", "export", "time_to_betas",
+                "reload"):
         args += ["--workdir", str(tmp_path / "work")]
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)

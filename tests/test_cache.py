@@ -319,7 +319,12 @@ def test_clear_keeps_lock_files_and_reports_bytes(downloaded: Path) -> None:
     entry = _entry(downloaded)
     stray = entry.data.with_name(f".{entry.data.name}.99999.tmp")
     stray.write_bytes(b"x" * 100)  # left by a writer that died
-    expected = entry.data.stat().st_size + entry.sidecar.stat().st_size + 100
+    # The derived brain-mask index next to the entry goes too (and is counted).
+    derived = [p for p in entry.data.parent.rglob("*") if p.is_file() and p.parent.name.startswith("mask-")]
+    assert sorted(p.name for p in derived) == ["c_index.npy", "meta.json", "offsets.npy"]
+    others = [p for p in entry.data.parent.rglob("*") if p.is_file() and not p.name.endswith(".lock")]
+    expected = sum(p.stat().st_size for p in others)
+    assert expected > entry.data.stat().st_size + entry.sidecar.stat().st_size + 100
     assert cache.clear(downloaded) == expected
     assert sorted(p.name for p in entry.data.parent.iterdir()) == [entry.lock.name]
     assert cache.clear(downloaded) == 0

@@ -206,7 +206,8 @@ def test_crafted_betas_raise_corrupt_file(case, use_cache, crafted, downloaded, 
 
 
 def _cache_files(root: Path) -> list[Path]:
-    return [p for p in layout.cache_dir(root).rglob("*.npy")] if layout.cache_dir(root).exists() else []
+    # Betas entries only: the brain-mask index next to them comes from the (valid) mask.
+    return [p for p in layout.cache_dir(root).rglob("*_betas.npy")] if layout.cache_dir(root).exists() else []
 
 
 @pytest.mark.parametrize("case", ["dims_absurd", "grid_mismatch", "garbage", "vox_offset_nan", "empty"])

@@ -44,7 +44,7 @@ def test_stream_equals_local_load(store, sample_root: Path, shared_downloaded: P
         # Small ranges: many requests in flight, reassembled in order.
         res = rb.stream_betas(store, key, offsets, range_bytes=64 * 1024, in_flight=3,
                               keep=tmp_path / f"{session}.nii.gz", on_verified=seen.append)
-        np.testing.assert_array_equal(res.betas, sub.get_betas(session=session))
+        np.testing.assert_array_equal(res.betas, sub.get_betas(session=session, mask_source="rsquare"))
         assert res.betas.flags.c_contiguous and res.betas.dtype == np.float32
         original = (sample_root / layout.local_relpath(key)).read_bytes()
         assert res.verified == "md5" and res.info.size == len(original)
@@ -56,12 +56,13 @@ def test_stream_equals_local_load(store, sample_root: Path, shared_downloaded: P
 def test_sessions_pipeline_in_order(store, sample_root: Path, shared_downloaded: Path) -> None:  # type: ignore[no-untyped-def]
     sub = Subject(SUB, shared_downloaded)
     offsets = _offsets(sample_root)
-    cols = np.flatnonzero(sub.get_roi_mask("face"))
+    cols = np.flatnonzero(sub.get_roi_mask("face", mask_source="rsquare"))
     sessions = _public_sessions(sub)
     jobs = [(layout.betas_key(SUB, s), offsets[cols]) for s in sessions]
     results = list(rb.stream_sessions(store, jobs, sessions_in_flight=2, range_bytes=128 * 1024))
     for session, res in zip(sessions, results, strict=True):
-        np.testing.assert_array_equal(res.betas, sub.get_betas(session=session, roi="face"))
+        expected = sub.get_betas(session=session, roi="face", mask_source="rsquare")
+        np.testing.assert_array_equal(res.betas, expected)
 
 
 def _flip(at: int):  # type: ignore[no-untyped-def]
@@ -156,22 +157,27 @@ def test_part_size_inference_and_verifier() -> None:
 
 def test_mask_index_is_stored_and_reused(shared_downloaded: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     sub = Subject(SUB, shared_downloaded)
+    affine, grid_shape = sub.affine, sub.grid_shape
     mask_path = shared_downloaded / layout.local_relpath(layout.r2mean_key(SUB))
     first = mi.mask_index(mask_path, tmp_path / "idx")
-    np.testing.assert_array_equal(first.flat, sub.get_brain_mask())
-    np.testing.assert_array_equal(first.c_index, np.flatnonzero(sub.get_brain_mask()))
-    stored = list((tmp_path / "idx").iterdir())
+    np.testing.assert_array_equal(first.flat, sub.get_brain_mask(source="rsquare"))
+    np.testing.assert_array_equal(first.c_index, np.flatnonzero(sub.get_brain_mask(source="rsquare")))
+    stored = sorted((tmp_path / "idx").glob("mask-*"))
     assert [p.name for p in stored] == [f"mask-{first.fingerprint}"]
+    # The fingerprint is remembered by size and mtime: a new process does not re-hash the file.
+    (record,) = (tmp_path / "idx").glob("file-*.json")
+    assert first.fingerprint in record.read_text()
     assert sorted(p.name for p in stored[0].iterdir()) == ["c_index.npy", "meta.json", "offsets.npy"]
 
     def no_decode(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError("the stored index should be used")
 
     monkeypatch.setattr(mi, "derive_mask_index", no_decode)
+    monkeypatch.setattr(mi, "file_fingerprint", no_decode)
     again = mi.mask_index(mask_path, tmp_path / "idx")
     np.testing.assert_array_equal(again.offsets, first.offsets)
-    np.testing.assert_array_equal(again.affine, sub.affine)
-    assert again.digest == first.digest and again.grid_shape == sub.grid_shape
+    np.testing.assert_array_equal(again.affine, affine)
+    assert again.digest == first.digest and again.grid_shape == grid_shape
     monkeypatch.undo()
     # A different mask file (another source) gets its own entry.
     other = tmp_path / "other_mask.nii.gz"
@@ -180,7 +186,7 @@ def test_mask_index_is_stored_and_reused(shared_downloaded: Path, tmp_path: Path
 
     nib.save(nib.Nifti1Image((np.asarray(data) != 0)[::-1].astype(np.uint8), affine), str(other))
     third = mi.mask_index(other, tmp_path / "idx")
-    assert third.fingerprint != first.fingerprint and len(list((tmp_path / "idx").iterdir())) == 2
+    assert third.fingerprint != first.fingerprint and len(list((tmp_path / "idx").glob("mask-*"))) == 2
 
 
 def test_local_folder_source_streams_too(sample_root: Path, shared_downloaded: Path) -> None:
@@ -189,7 +195,7 @@ def test_local_folder_source_streams_too(sample_root: Path, shared_downloaded: P
     sub = Subject(SUB, shared_downloaded)
     key = layout.betas_key(SUB, "ses-02")
     res = rb.stream_betas(LocalStore(sample_root), key, _offsets(sample_root), range_bytes=50_000)
-    np.testing.assert_array_equal(res.betas, sub.get_betas(session="ses-02"))
+    np.testing.assert_array_equal(res.betas, sub.get_betas(session="ses-02", mask_source="rsquare"))
     assert res.verified == "size"  # a local folder has no ETag: size and gzip CRC32 only
 
 

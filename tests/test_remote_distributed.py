@@ -99,3 +99,29 @@ def test_group_creation_survives_racing_writers(tmp_path: Path) -> None:
     with ThreadPoolExecutor(8) as pool:
         groups = list(pool.map(lambda _: db._require_group(url, SUB), range(16)))
     assert {g.path for g in groups} == {SUB}
+
+
+def test_get_betas_lazy_fetch_runs_on_workers_without_the_data_dir(  # type: ignore[no-untyped-def]
+    s3_source, shared_downloaded: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    from distributed import Client, LocalCluster
+
+    from laion_fmri.licenses import accept_dataset_license
+
+    accept_dataset_license(data_dir)
+    reference = Subject(SUB, shared_downloaded)
+    sessions = [s for s in reference.get_sessions() if s not in layout.HELD_OUT_SESSIONS][:2]
+    sub = Subject(SUB, data_dir)  # the client has the small files only (fetched below)
+    workers_home = tmp_path / "workers"
+    workers_home.mkdir()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      local_directory=str(workers_home)) as cluster, Client(cluster) as client:
+        client.run(_worker_setup, str(workers_home))
+        arr = sub.get_betas(session=sessions, roi="face", lazy=True, fetch=True)
+        assert arr.chunks[0] == tuple(len(reference.get_trial_info(s)) for s in sessions)
+        expected = np.concatenate([reference.get_betas(session=s, roi="face") for s in sessions])
+        np.testing.assert_array_equal(arr.compute(), expected)
+        assert sum(client.run(_masks_read).values()) >= 1  # the workers read the mask themselves
+    # The client streamed no betas and wrote no cache: the workers did the work.
+    assert not list(data_dir.rglob("*SingletrialBetas_statmap.nii.gz"))
+    assert not list(data_dir.rglob("*_betas.npy"))

@@ -27,6 +27,7 @@ from laion_fmri._remote_betas import ContentVerifier, _read_range, stream_betas
 from laion_fmri.config import Source
 from laion_fmri.errors import IntegrityError
 from laion_fmri.remote import Store, open_store
+from laion_fmri.vocab import DEFAULT_MASK_SOURCE
 
 _WORKER_MASKS: dict[tuple[str, str, str | None], MaskIndex] = {}
 _WORKER_LOCK = threading.Lock()
@@ -36,11 +37,12 @@ def _source_store(source: Source | str) -> Store:
     return open_store(source)
 
 
-def remote_mask_index(store: Store, subject: str) -> MaskIndex:
+def remote_mask_index(store: Store, subject: str, mask_source: str = DEFAULT_MASK_SOURCE) -> MaskIndex:
     """The brain-mask index of ``subject`` read from the source (no data dir), cached per process.
 
-    Uses the snapshot brain mask when the source has one, else ``R2mean``
-    (the loader's rule). The mask object is fetched into a temporary file,
+    The loader's rule: ``"anatomical"`` reads the ``res-1pt8`` anatomical
+    brain mask; ``"rsquare"`` the snapshot brain mask when the source has
+    one, else ``R2mean``. The mask object is fetched into a temporary file,
     decoded once per process and ETag.
 
     Parameters
@@ -49,6 +51,8 @@ def remote_mask_index(store: Store, subject: str) -> MaskIndex:
         The source.
     subject : str
         Canonical id.
+    mask_source : {"anatomical", "rsquare"}
+        The voxel axis (:data:`laion_fmri.vocab.MASK_SOURCES`).
 
     Returns
     -------
@@ -60,7 +64,9 @@ def remote_mask_index(store: Store, subject: str) -> MaskIndex:
     """
     from laion_fmri.errors import DataNotFoundError
 
-    for key in (layout.snapshot_brain_mask_key(subject), layout.r2mean_key(subject)):
+    keys = ((layout.anatomical_brain_mask_key(subject),) if mask_source == "anatomical"
+            else (layout.snapshot_brain_mask_key(subject), layout.r2mean_key(subject)))
+    for key in keys:
         try:
             info = store.head(key)
         except DataNotFoundError:
@@ -84,7 +90,8 @@ def remote_mask_index(store: Store, subject: str) -> MaskIndex:
             _WORKER_MASKS[cache_key] = index
         return index
     raise DataNotFoundError(
-        f"Neither the brain mask nor R2mean of {subject} is in {store.url}; check the source."
+        f"The brain mask of {subject} (mask_source={mask_source!r}: {', '.join(keys)}) is not "
+        f"in {store.url}; check the source."
     )
 
 
@@ -100,12 +107,15 @@ class BlockSpec:
         Canonical ids.
     columns : numpy.ndarray or None
         Brain-voxel columns (sorted int); ``None`` = whole brain.
+    mask_source : str
+        The voxel axis the columns index.
     """
 
     source: Source
     subject: str
     session: str
     columns: np.ndarray | None = None
+    mask_source: str = DEFAULT_MASK_SOURCE
 
 
 def session_block(spec: BlockSpec, **kwargs: Any) -> np.ndarray:
@@ -130,7 +140,7 @@ def session_block(spec: BlockSpec, **kwargs: Any) -> np.ndarray:
     >>> session_block(BlockSpec(get_source(), "sub-03", "ses-01")).shape  # doctest: +SKIP
     """
     store = _source_store(spec.source)
-    index = remote_mask_index(store, spec.subject)
+    index = remote_mask_index(store, spec.subject, spec.mask_source)
     offsets = index.offsets if spec.columns is None else index.offsets[np.asarray(spec.columns)]
     return stream_betas(store, layout.betas_key(spec.subject, spec.session), offsets, **kwargs).betas
 
@@ -218,7 +228,7 @@ def remote_trial_count(store: Store, subject: str, session: str) -> int:
 def lazy_remote_betas(
     source: Source, subjects_sessions: Sequence[tuple[str, str]], columns: np.ndarray | None,
     n_columns: int, *, rows: Sequence[int] | None = None, store: Store | None = None,
-    **stream_kwargs: Any,
+    mask_source: str = DEFAULT_MASK_SOURCE, **stream_kwargs: Any,
 ) -> Any:
     """A dask array stacking sessions streamed on the workers (one chunk per session).
 
@@ -241,6 +251,8 @@ def lazy_remote_betas(
         on the source (small files).
     store : Store, optional
         Used on the client to read trial counts (default: ``open_store(source)``).
+    mask_source : str
+        The voxel axis ``columns`` index (:data:`laion_fmri.vocab.MASK_SOURCES`).
     **stream_kwargs
         Passed to :func:`stream_betas` on the workers (``range_bytes``, ``in_flight``).
 
@@ -261,21 +273,22 @@ def lazy_remote_betas(
     from dask.base import tokenize
 
     # Keys name the source and the columns, so two selections never share a key.
-    token = tokenize(source, columns)
+    token = tokenize(source, columns, mask_source)
     shared_cols = (
         dask.delayed(columns, name=f"laion-fmri-columns-{token}", pure=True) if columns is not None else None
     )
     parts = []
     for (subject, session), n_rows in zip(subjects_sessions, rows, strict=True):
-        spec = dask.delayed(_spec, pure=True)(source, subject, session, shared_cols)
+        spec = dask.delayed(_spec, pure=True)(source, subject, session, shared_cols, mask_source)
         task = dask.delayed(session_block, pure=True)(
             spec, **stream_kwargs, dask_key_name=f"laion-fmri-remote-{subject}-{session}-{token}")
         parts.append(da.from_delayed(task, shape=(n_rows, n_columns), dtype=np.float32))
     return da.concatenate(parts, axis=0)
 
 
-def _spec(source: Source, subject: str, session: str, columns: np.ndarray | None) -> BlockSpec:
-    return BlockSpec(source, subject, session, columns)
+def _spec(source: Source, subject: str, session: str, columns: np.ndarray | None,
+          mask_source: str) -> BlockSpec:
+    return BlockSpec(source, subject, session, columns, mask_source)
 
 
 __all__ = [

@@ -16,7 +16,7 @@ import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from laion_fmri import _cache, _nifti, layout
 from laion_fmri.config import cache_enabled
 from laion_fmri.errors import CorruptFileError, DataNotDownloadedError
 from laion_fmri.vocab import DEFAULT_MASK_SOURCE, download_hint
+
+if TYPE_CHECKING:  # pragma: no cover
+    from laion_fmri.remote import Store
 
 CacheAction = Literal["map", "decode_and_write", "gather"]
 
@@ -113,6 +116,20 @@ class SessionBetas:
     def __repr__(self) -> str:
         return f"SessionBetas({self._subject!r}, data_dir={str(self._root)!r})"
 
+    def local_path(self, session: str) -> Path:
+        """Where the session's beta file is (or would be) on disk.
+
+        Parameters
+        ----------
+        session : str
+            Canonical session id.
+
+        Returns
+        -------
+        Path
+        """
+        return self._root / layout.local_relpath(layout.betas_key(self._subject, session))
+
     def path(self, session: str) -> Path:
         """The session's beta file.
 
@@ -130,11 +147,12 @@ class SessionBetas:
         DataNotDownloadedError
             The file is not on disk (names the download call).
         """
-        path = self._root / layout.local_relpath(layout.betas_key(self._subject, session))
+        path = self.local_path(session)
         if not path.is_file():
             raise DataNotDownloadedError(
                 f"The betas of {self._subject} {session} are not on disk ({path}). Download "
-                f"them with `{download_hint(self._subject, session)}`."
+                f"them with `{download_hint(self._subject, session)}`, or stream them from the "
+                "source with get_betas(..., fetch=True)."
             )
         return path
 
@@ -175,7 +193,8 @@ class SessionBetas:
         return _cache.open_cached(self.entry(session), path, key, self._axis().digest, mode=mode)
 
     def read(
-        self, session: str, cols: np.ndarray | None = None, cache: bool | None = None
+        self, session: str, cols: np.ndarray | None = None, cache: bool | None = None,
+        store: Store | None = None, keep: bool = False,
     ) -> np.ndarray:
         """One session's betas for brain-voxel columns ``cols``.
 
@@ -187,6 +206,12 @@ class SessionBetas:
             Sorted brain-voxel column indices; ``None`` = whole brain.
         cache : bool, optional
             Use the cache (default: on unless ``LAION_FMRI_CACHE=0``).
+        store : laion_fmri.remote.Store, optional
+            When the beta file is not on disk (and not cached), stream it from
+            this source (:func:`laion_fmri._remote_betas.stream_betas`); the
+            cache is written only after the content checks passed.
+        keep : bool
+            With ``store``: also keep the verified ``.nii.gz`` in the data directory.
 
         Returns
         -------
@@ -197,17 +222,25 @@ class SessionBetas:
         Raises
         ------
         DataNotDownloadedError
-            The beta file is not on disk.
+            The beta file is not on disk (and no ``store`` was given).
+        IntegrityError
+            A streamed object failed its content check (nothing was cached).
         CorruptFileError
             The file's grid differs from the brain mask's, or it is damaged.
         """
         axis = self._axis()
-        path = self.path(session)
+        path = self.local_path(session)  # an entry streamed from the source needs no file
         use_cache = cache_enabled(cache)
         mapped = self._open(session, path, "c") if use_cache else None
         action = cache_action(use_cache, mapped is not None, self._writable)
         if mapped is not None:
-            return np.asarray(mapped) if cols is None else np.ascontiguousarray(mapped[:, cols])
+            if cols is None:
+                return np.asarray(mapped)
+            # take() on the plain view gathers row by row, ~3x faster than memmap fancy indexing.
+            return np.take(mapped.view(np.ndarray), cols, axis=1)
+        if store is not None and not path.is_file():
+            return self._stream(session, cols, store, keep, write=action == "decode_and_write")
+        path = self.path(session)  # DataNotDownloadedError when missing
         header = _nifti.read_header(path)
         if header.grid_shape != axis.grid_shape:
             raise CorruptFileError(
@@ -222,7 +255,35 @@ class SessionBetas:
         self._write(session, full, path, stamp)
         return full if cols is None else np.ascontiguousarray(full[:, cols])
 
-    def _write(self, session: str, full: np.ndarray, path: Path, stamp: dict[str, int]) -> None:
+    def _stream(self, session: str, cols: np.ndarray | None, store: Store, keep: bool,
+                write: bool) -> np.ndarray:
+        from laion_fmri._remote_betas import StreamedBetas, stream_betas
+        from laion_fmri.licenses import ensure_dataset_license
+
+        ensure_dataset_license(self._root)  # streaming is downloading, without the file
+        axis = self._axis()
+        path = self.local_path(session)
+        key = layout.betas_key(self._subject, session)
+
+        def check_grid(res: StreamedBetas) -> None:
+            if res.header.grid_shape != axis.grid_shape:
+                raise CorruptFileError(
+                    f"{key} has grid {res.header.grid_shape} but the brain mask of "
+                    f"{self._subject} is {axis.grid_shape}; nothing was cached."
+                )
+
+        def fill(res: StreamedBetas) -> None:  # runs only after every content check passed
+            check_grid(res)
+            stamp = (_cache.source_stamp(path) if keep
+                     else _cache.remote_stamp(res.info.etag, res.info.size))
+            self._write(session, res.betas, path, stamp)
+
+        offsets = axis.offsets if write or cols is None else axis.offsets[cols]
+        res = stream_betas(store, key, offsets, keep=path if keep else None,
+                           on_verified=fill if write else check_grid)
+        return res.betas if cols is None or not write else np.take(res.betas, cols, axis=1)
+
+    def _write(self, session: str, full: np.ndarray, path: Path, stamp: dict[str, object]) -> None:
         entry = self.entry(session)
         key = layout.betas_key(self._subject, session)
         try:

@@ -27,6 +27,14 @@ concurrent reader either maps a complete entry (an open map survives the
 unlink) or finds none and decodes the NIfTI again. Cache folders that are
 symbolic links are never read, written or cleared through.
 
+An entry filled by streaming the betas from the source (``get_betas(...,
+fetch=True)``, no local ``.nii.gz``) records the object's ETag and size
+(:func:`remote_stamp`) instead of the local size and ``mtime_ns``; it stays
+valid without a local file (and, if the file is downloaded later, while its
+size matches). Next to the entries, :func:`derived_dir` holds what the loader
+derived from small NIfTI maps (brain-mask voxel index, ROI columns; see
+:mod:`laion_fmri._mask_index`); ``clear`` removes it too.
+
 Rooms: ``_entries`` (paths, cache root, link checks, mask and source
 identities), ``_store`` (open, write, verify one entry) and ``_admin``
 (list and clear).
@@ -39,8 +47,11 @@ from laion_fmri._cache._entries import (
     ENV_CACHE_DIR,
     CacheEntry,
     cache_root,
+    call_cache,
+    derived_dir,
     entry_for,
     mask_hash,
+    remote_stamp,
     source_stamp,
     symlinked_folder,
 )
@@ -52,11 +63,14 @@ __all__ = [
     "CacheEntry",
     "CacheInfo",
     "cache_root",
+    "call_cache",
     "clear",
+    "derived_dir",
     "entry_for",
     "list_entries",
     "mask_hash",
     "open_cached",
+    "remote_stamp",
     "source_stamp",
     "symlinked_folder",
     "verify",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +21,12 @@ __all__ = [
     "CacheEntry",
     "cache_base",
     "cache_root",
+    "call_cache",
+    "derived_dir",
     "entry_for",
     "entry_in",
     "mask_hash",
+    "remote_stamp",
     "source_stamp",
     "symlink_error",
     "symlinked_folder",
@@ -110,6 +116,73 @@ def entry_for(data_dir: str | os.PathLike[str], subject: str, session: str) -> C
     'ses-01_betas.npy'
     """
     return entry_in(cache_root(data_dir) / subject, session, cache_base(data_dir))
+
+
+# The ``cache=`` argument of the call being served (``None``: the environment decides),
+# so the brain-mask index loaded on the way respects ``get_betas(cache=False)`` too.
+_CALL_CACHE: ContextVar[bool | None] = ContextVar("laion_fmri_call_cache", default=None)
+
+
+@contextlib.contextmanager
+def call_cache(cache: bool | None) -> Iterator[None]:
+    """Apply a call's ``cache=`` choice to everything it derives on the way.
+
+    Parameters
+    ----------
+    cache : bool, optional
+        ``False`` stores no derived index either; ``None`` leaves it to
+        ``LAION_FMRI_CACHE``.
+
+    Yields
+    ------
+    None
+
+    Examples
+    --------
+    >>> with call_cache(False):
+    ...     derived_dir("/data", "sub-03") is None
+    True
+    """
+    token = _CALL_CACHE.set(cache)
+    try:
+        yield
+    finally:
+        _CALL_CACHE.reset(token)
+
+
+def derived_dir(data_dir: str | os.PathLike[str], subject: str) -> Path | None:
+    """Folder for the small arrays derived from a subject's map files, or ``None``.
+
+    The brain-mask voxel index and the ROI columns live next to the betas
+    cache (``<cache_root>/<subject>``) so a fresh process reads them instead
+    of decoding NIfTI maps. ``None`` (derive, store nothing) when the cache is
+    off (``LAION_FMRI_CACHE=0``, or ``cache=False`` of the call, see
+    :func:`call_cache`) or a folder below the data directory (or
+    ``LAION_FMRI_CACHE_DIR``) on the way is a symbolic link; an unwritable
+    folder is handled by the writer (it stores nothing).
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike
+        Local data directory.
+    subject : str
+        Canonical id.
+
+    Returns
+    -------
+    Path or None
+
+    Examples
+    --------
+    >>> derived_dir("/data", "sub-03").as_posix()  # doctest: +SKIP
+    '/data/.laion_fmri/cache/sub-03'
+    """
+    from laion_fmri.config import cache_enabled
+
+    if not cache_enabled(_CALL_CACHE.get()):
+        return None
+    folder = cache_root(data_dir) / subject
+    return None if symlinked_folder(folder, cache_base(data_dir)) is not None else folder
 
 
 def entry_in(folder: Path, session: str, base: Path | None = None) -> CacheEntry:
@@ -214,3 +287,26 @@ def source_stamp(path: Path) -> dict[str, int]:
     """
     st = path.stat()
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def remote_stamp(etag: str | None, size: int) -> dict[str, object]:
+    """Identity of a source object whose betas were streamed into the cache (no local file).
+
+    Parameters
+    ----------
+    etag : str, optional
+        The object's ETag (``""`` when the source has none, e.g. a local folder).
+    size : int
+        Its size in bytes.
+
+    Returns
+    -------
+    dict
+        ``{"etag": str, "size": int}``.
+
+    Examples
+    --------
+    >>> remote_stamp('"abc"', 3)
+    {'etag': '"abc"', 'size': 3}
+    """
+    return {"etag": etag or "", "size": int(size)}

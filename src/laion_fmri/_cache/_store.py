@@ -55,12 +55,15 @@ _nonneg_int.expected = "a non-negative integer"  # type: ignore[attr-defined]
 
 
 def _stamp(value: object) -> bool:
-    return isinstance(value, dict) and set(value) == {"size", "mtime_ns"} and all(
-        _nonneg_int(v) for v in value.values()
-    )
+    if not isinstance(value, dict):
+        return False
+    if set(value) == {"size", "mtime_ns"}:  # a local .nii.gz
+        return all(_nonneg_int(v) for v in value.values())
+    # Streamed from the source (no local file): the object's ETag and size.
+    return set(value) == {"etag", "size"} and isinstance(value["etag"], str) and _nonneg_int(value["size"])
 
 
-_stamp.expected = "a {size, mtime_ns} object"  # type: ignore[attr-defined]
+_stamp.expected = "a {size, mtime_ns} or {etag, size} object"  # type: ignore[attr-defined]
 
 _SIDECAR_SCHEMA = {
     "version": int,
@@ -126,14 +129,9 @@ def _open_cached(
     entry: CacheEntry, source: Path, source_key: str, mask_digest: str, mode: str
 ) -> np.ndarray | None:
     meta = read_sidecar(entry)
-    if meta is None or not entry.data.is_file() or not source.is_file():
+    if meta is None or not entry.data.is_file() or not _source_matches(meta["source"], source):
         return None
-    expected = {
-        "source_key": source_key,
-        "source": source_stamp(source),
-        "mask_hash": mask_digest,
-        "dtype": "float32",
-    }
+    expected = {"source_key": source_key, "mask_hash": mask_digest, "dtype": "float32"}
     if any(meta.get(k) != v for k, v in expected.items()):
         return None
     st = entry.data.stat()
@@ -150,6 +148,18 @@ def _open_cached(
     if _fingerprint(entry.data) != meta.get("fingerprint"):
         return None
     return mm
+
+
+def _source_matches(recorded: dict, source: Path) -> bool:
+    """The recorded source stamp still describes ``source``.
+
+    A local stamp needs the file, unchanged. An entry streamed from the source
+    (ETag stamp) needs no local file; if one appeared since (downloaded
+    later, verified against the same object) its size must match.
+    """
+    if "etag" in recorded:
+        return not source.is_file() or source.stat().st_size == recorded["size"]
+    return source.is_file() and source_stamp(source) == recorded
 
 
 def write_cache(
@@ -172,7 +182,8 @@ def write_cache(
     array : numpy.ndarray
         ``(n_trials, n_voxels)`` float32 whole-brain betas.
     source : Path
-        The beta NIfTI it was decoded from (its size/mtime are recorded).
+        The beta NIfTI it was decoded from (its size/mtime are recorded), or
+        would be on disk when the betas were streamed from the source.
     source_key : str
         Bucket key of the source.
     mask_digest : str
@@ -180,6 +191,8 @@ def write_cache(
     stamp : dict, optional
         :func:`source_stamp` taken *before* decoding (so a source replaced
         mid-decode is re-decoded next time); defaults to the current stamp.
+        For betas streamed from the source: :func:`remote_stamp` of the
+        verified object.
 
     Raises
     ------

@@ -7,6 +7,10 @@ or ``"rsquare"`` (``R2mean != 0``, or the snapshot ``desc-meanR2gt15mask``
 file when present). Every session of a subject shares it, so sessions
 concatenate along trials. A mask on another grid than the betas is an error,
 never resampled.
+
+The voxel index of a mask (and the grid check) is kept next to the betas
+cache (:func:`laion_fmri._mask_index.mask_index`), so a fresh process that
+reloads cached betas opens no NIfTI map.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from laion_fmri import _cache, _nifti, layout
+from laion_fmri._mask_index import checked, mask_index
 from laion_fmri.brain import voxel_coordinates, write_values
 from laion_fmri.errors import CorruptFileError, DataNotDownloadedError
 from laion_fmri.subject._files import SubjectFiles
@@ -28,11 +33,17 @@ from laion_fmri.vocab import DEFAULT_MASK_SOURCE
 class _Brain:
     grid_shape: tuple[int, int, int]
     affine: np.ndarray
-    flat: np.ndarray  # bool over the grid, C order
     c_index: np.ndarray  # C-order flat indices of brain voxels
     offsets: np.ndarray  # the same voxels as Fortran (disk) offsets
     digest: str
     mask_source: str = DEFAULT_MASK_SOURCE
+
+    @property
+    def flat(self) -> np.ndarray:
+        """Boolean brain mask over the grid, C order (a new array)."""
+        flat = np.zeros(int(np.prod(self.grid_shape)), dtype=bool)
+        flat[self.c_index] = True
+        return flat
 
     @property
     def n_voxels(self) -> int:
@@ -59,9 +70,9 @@ def _betas_grid_file(files: SubjectFiles) -> Path | None:
 
 
 def check_same_grid(path: Path, shape: tuple[int, ...], affine: np.ndarray,
-                    files: SubjectFiles) -> None:
+                    files: SubjectFiles, ref: Path | None = None) -> None:
     """:class:`CorruptFileError` when ``path``'s grid is not the betas grid (never resample)."""
-    ref = _betas_grid_file(files)
+    ref = ref or _betas_grid_file(files)
     if ref is None:
         return
     header = _nifti.read_header(ref)
@@ -101,22 +112,21 @@ def _mask_volume(files: SubjectFiles, mask_source: str) -> Path:
 
 
 def load_brain(files: SubjectFiles, mask_source: str = DEFAULT_MASK_SOURCE) -> _Brain:
-    """Read the brain mask of a subject and index its voxels."""
+    """Read the brain mask of a subject and index its voxels (from the stored index when kept)."""
     path = _mask_volume(files, mask_source)
-    # NaN counts as outside the brain (a NaN R2 means no fit); read_mask never widens to float64.
-    mask, affine = _nifti.read_mask(path)
+    folder = _cache.derived_dir(files.root, files.subject)
+    index = mask_index(path, folder)
     if mask_source == "anatomical":
-        check_same_grid(path, mask.shape, affine, files)
-    flat = mask.ravel()
-    shape = tuple(int(s) for s in mask.shape)
-    c_index = np.flatnonzero(flat)
+        ref = _betas_grid_file(files)
+        if ref is not None:
+            checked(folder, "grid", (path, ref),
+                    lambda: check_same_grid(path, index.grid_shape, index.affine, files, ref))
     return _Brain(
-        grid_shape=(shape[0], shape[1], shape[2]),
-        affine=affine,
-        flat=flat,
-        c_index=c_index,
-        offsets=_nifti.gather_offsets(c_index, shape),
-        digest=_cache.mask_hash(flat, shape),
+        grid_shape=index.grid_shape,
+        affine=index.affine,
+        c_index=index.c_index,
+        offsets=index.offsets,
+        digest=index.digest,
         mask_source=mask_source,
     )
 

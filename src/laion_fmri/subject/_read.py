@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from laion_fmri.subject._files import SubjectFiles
 from laion_fmri.subject._selection import Selection
 from laion_fmri.subject._trials import STIMULI_FILTERS, Trials
 from laion_fmri.vocab import DEFAULT_MASK_SOURCE
+
+if TYPE_CHECKING:  # pragma: no cover
+    from laion_fmri.remote import Store
 
 AVERAGE_MODES = ("label",)
 
@@ -43,9 +46,14 @@ def read_session(
     stimuli: str | None = None,
     average: str | None = None,
     cache: bool | None = None,
+    store: Store | None = None,
+    keep: bool = False,
 ) -> np.ndarray:
-    """One session's betas, trial-filtered and optionally averaged over repeats."""
-    data = reader.read(session, cols, cache)
+    """One session's betas, trial-filtered and optionally averaged over repeats.
+
+    With ``store``, a session not on disk is streamed from it (``fetch=True``).
+    """
+    data = reader.read(session, cols, cache, store=store, keep=keep)
     rows = trials.rows(session, stimuli, data.shape[0])
     if average is not None:
         from laion_fmri.stats import average_repeats

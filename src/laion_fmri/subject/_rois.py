@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from laion_fmri import _nifti
+from laion_fmri import _cache, _nifti
 from laion_fmri import _rois as rois
+from laion_fmri._mask_index import stored_array
 from laion_fmri.errors import DataNotDownloadedError, RoiNotFoundError
 from laion_fmri.subject._brain import BrainSpace
 from laion_fmri.subject._files import SubjectFiles
@@ -43,7 +44,11 @@ class Rois:
         _, path = index.volumes[name]
 
         def load(p: Path) -> np.ndarray:
-            return _nifti.nonzero(self._brain.grid_map(p))
+            # Kept next to the betas cache, keyed by the ROI file and the brain mask,
+            # so a fresh process selecting an ROI opens no NIfTI.
+            tag = f"roi-{self._brain.mask_source}-{self._brain.get().digest[:16]}"
+            folder = _cache.derived_dir(self._files.root, self._files.subject)
+            return stored_array(p, folder, tag, lambda: _nifti.nonzero(self._brain.grid_map(p)))
 
         return self._files.cached(f"roi/{self._brain.mask_source}", path, load).copy()
 

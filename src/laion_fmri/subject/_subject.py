@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
-from laion_fmri import layout
+from laion_fmri import _cache, layout
 from laion_fmri._docs import fill_doc
 from laion_fmri._types import OneSession, PathArg, RoiArg
 from laion_fmri.betas import SessionBetas
@@ -25,6 +25,13 @@ from laion_fmri.errors import DataNotDownloadedError
 from laion_fmri.subject._adapters import AdapterMethods
 from laion_fmri.subject._anatomy import AnatomyMethods
 from laion_fmri.subject._brain import _Brain
+from laion_fmri.subject._fetch import (
+    fetch_enabled,
+    fetch_store,
+    prepare,
+    read_sessions,
+    stack_remote,
+)
 from laion_fmri.subject._files import SubjectFiles
 from laion_fmri.subject._raw import RawMethods
 from laion_fmri.subject._read import check_read_args, read_session, stack_lazily
@@ -34,7 +41,7 @@ from laion_fmri.subject._sessions import Sessions
 from laion_fmri.subject._stimulus_methods import StimulusMethods
 from laion_fmri.subject._trials import Trials
 from laion_fmri.subject._voxels import VoxelSpace, VoxelSpaces
-from laion_fmri.vocab import download_hint
+from laion_fmri.vocab import download_hint, normalize_mask_source
 
 if TYPE_CHECKING:  # pragma: no cover
     import dask.array
@@ -293,6 +300,7 @@ class Subject(RoiMethods, AnatomyMethods, RawMethods, StimulusMethods, AdapterMe
                   average: str | None = None, lazy: bool = False, cache: bool | None = None,
                   mask_source: str | None = None, streaming: bool | None = None,
                   space: str | None = None, hemi: str | None = None,
+                  fetch: bool | None = None, keep: bool = False,
                   ) -> np.ndarray | dict[str, np.ndarray] | dask.array.Array:
         """Single-trial betas, ``(n_trials, n_voxels)`` float32, C-contiguous.
 
@@ -315,6 +323,12 @@ class Subject(RoiMethods, AnatomyMethods, RawMethods, StimulusMethods, AdapterMe
             needs the ``templates`` extra). ``None`` / ``"T1w"``: the voxel axis.
         hemi : {"L", "R"}, optional
             One hemisphere of a surface ``space`` (default: both, as a dict).
+        fetch : bool, optional
+            Stream sessions that are not on disk from the configured source into
+            the cache (default: ``LAION_FMRI_FETCH``, off); with ``lazy=True`` the
+            dask workers stream them and need no data directory. See ``docs/betas.md``.
+        keep : bool
+            With ``fetch``: also keep the verified ``.nii.gz`` files.
 
         Returns
         -------
@@ -330,14 +344,21 @@ class Subject(RoiMethods, AnatomyMethods, RawMethods, StimulusMethods, AdapterMe
         (1044, 412)
         """
         check_read_args(stimuli, average, lazy)
-        sel = self.select(session, roi, mask, nc_threshold, one_voxel_set=lazy,
-                          mask_source=mask_source)
-        reader = self._space(sel.mask_source).betas
-        if lazy:
-            out: Any = stack_lazily(reader, self._trials, self._root, sel, stimuli, cache)
-        else:
-            read = partial(read_session, reader, self._trials, stimuli=stimuli, average=average)
-            out = {s: read(s, sel.columns(s), cache=cache) for s in sel.sessions}
+        store = fetch_store(fetch)
+        if store is not None:  # trial tables and masks first (small, verified)
+            session = prepare(self._files, session, normalize_mask_source(mask_source), store,
+                              rois=roi is not None)
+        with _cache.call_cache(cache):  # cache=False keeps the mask index off disk too
+            sel = self.select(session, roi, mask, nc_threshold, one_voxel_set=lazy,
+                              mask_source=mask_source)
+            reader = self._space(sel.mask_source).betas
+            if lazy:
+                out: Any = (stack_remote(sel, stimuli) if store is not None else
+                            stack_lazily(reader, self._trials, self._root, sel, stimuli, cache))
+            else:
+                read = partial(read_session, reader, self._trials, stimuli=stimuli,
+                               average=average, store=store, keep=keep)
+                out = read_sessions(read, sel, store, cache)
         if space not in (None, "T1w"):
             from laion_fmri.subject._projection import project_selection
 
@@ -386,7 +407,9 @@ def load_subject(subject: object, data_dir: str | os.PathLike[str] | None = None
     SubjectNotFoundError
         Unknown subject id.
     DataNotDownloadedError
-        Nothing of the subject is on disk (names the download call).
+        Nothing of the subject is on disk (names the download call); with
+        ``LAION_FMRI_FETCH=1`` an empty subject is accepted (``get_betas``
+        streams from the source).
     DataDirNotSetError
         No data directory configured.
 
@@ -398,7 +421,7 @@ def load_subject(subject: object, data_dir: str | os.PathLike[str] | None = None
     """
     sub_id = layout.normalize_subject(subject)
     root = Path(get_data_dir(data_dir))
-    if not (root / layout.subject_glm_prefix(sub_id)).is_dir():
+    if not (root / layout.subject_glm_prefix(sub_id)).is_dir() and not fetch_enabled(None):
         raise DataNotDownloadedError(
             f"{sub_id} is not downloaded in {root}. Download it with "
             f"`{download_hint(sub_id)}` (or one session: `{download_hint(sub_id, 'ses-01')}`)."
