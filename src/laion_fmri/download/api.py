@@ -10,11 +10,12 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from laion_fmri import layout
 from laion_fmri.config import get_data_dir
 from laion_fmri.download._content import OPAQUE_ETAG, ContentRule, digest_file, mismatch
+from laion_fmri.download._scopes import listing_prefixes, pinned_anatomical, raw_filters_for
 from laion_fmri.download.manifest import Manifest
 from laion_fmri.download.plan import (
     Filters,
@@ -30,9 +31,11 @@ from laion_fmri.download.transfer import (
     data_dir_lock,
     fetch_objects,
 )
+from laion_fmri.download_scopes import plan_scopes
 from laion_fmri.errors import (
     AccessDeniedError,
     DataNotFoundError,
+    FilterError,
     NoMatchingDataError,
     SourceUnavailableError,
     SubjectNotFoundError,
@@ -99,7 +102,14 @@ def _no_match_message(subjects: Sequence[str], filters: Filters, store: Store) -
 
 
 def build_plan(
-    subjects: Sequence[str], filters: Filters, store: Store, include_stimuli: bool = False
+    subjects: Sequence[str],
+    filters: Filters,
+    store: Store,
+    include_stimuli: bool = False,
+    *,
+    include_anatomical: bool = False,
+    include_freesurfer: bool = False,
+    include_raw: bool = False,
 ) -> Plan:
     """List the source and select what a download would fetch (no writes).
 
@@ -113,10 +123,16 @@ def build_plan(
         The source.
     include_stimuli : bool
         Add the public stimulus derivatives.
+    include_anatomical, include_freesurfer : bool
+        Add the subjects' anatomical folder / FreeSurfer tree, whole.
+    include_raw : bool
+        Add the raw BIDS tree, filtered by ``ses``, ``suffix``, ``extension``.
 
     Returns
     -------
     Plan
+        The anatomical brain mask of every subject whose betas it fetches
+        is in it whatever the filters.
 
     Raises
     ------
@@ -130,7 +146,11 @@ def build_plan(
     """
     plan = Plan()
     listed_keys: list[str] = []
-    prefixes = [(sub, p) for sub in subjects for p in subject_prefixes(sub, filters)]
+    raw_filters = raw_filters_for(filters.ses, filters.suffix, filters.extension)
+    scopes = {"include_anatomical": include_anatomical, "include_freesurfer": include_freesurfer,
+              "include_raw": include_raw and raw_filters is not None}
+    prefixes = [(sub, p, False) for sub in subjects for p in subject_prefixes(sub, filters)]
+    prefixes += [(sub, p, True) for sub in subjects for p in listing_prefixes(sub, **scopes)]
     # Listings are latency-bound: list every prefix (and the root) at once, keep the order.
     with ThreadPoolExecutor(max_workers=min(8, len(prefixes) + 1)) as pool:
         root_files = pool.submit(store.list_files, "")
@@ -139,11 +159,21 @@ def build_plan(
             if obj.key in layout.DATASET_LEVEL_KEYS:
                 plan.add(obj)
     for sub in subjects:
-        listing = list(itertools.chain.from_iterable(
-            found for (owner, _), found in zip(prefixes, listings, strict=True) if owner == sub
-        ))
+        def found(scope: bool, sub: str = sub) -> list[ObjectInfo]:
+            return list(itertools.chain.from_iterable(
+                objs for (owner, _, is_scope), objs in zip(prefixes, listings, strict=True)
+                if owner == sub and is_scope == scope
+            ))
+
+        listing, scoped = found(False), found(True)
         listed_keys += [o.key for o in listing]
+        if scopes["include_raw"]:
+            listed_keys += [o.key for o in scoped if o.key.startswith(layout.raw_subject_prefix(sub))]
         select_subject(sub, listing, filters, plan)
+        extra = plan_scopes(sub, scoped, raw_filters=raw_filters, **scopes)
+        plan.n_matched += len(extra)
+        for obj in extra + pinned_anatomical(sub, scoped, plan.keys):
+            plan.add(obj)
     check_filter_values(filters, listed_keys, f"{', '.join(subjects)} in {store.url}")
     if plan.n_matched == 0:
         raise NoMatchingDataError(_no_match_message(subjects, filters, store))
@@ -159,11 +189,64 @@ def build_plan(
     return plan
 
 
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise FilterError(f"{name}= takes True or False, got {value!r}.")
+    return value
+
+
 def _with_sidecars(keys: Iterable[str]) -> set[str]:
     keys = set(keys)
     return keys | {layout.sidecar_key(k) for k in keys}
 
 
+@overload
+def download(
+    subject: object,
+    ses: object = ...,
+    task: object = ...,
+    space: object = ...,
+    desc: object = ...,
+    stat: object = ...,
+    suffix: object = ...,
+    extension: object = ...,
+    include_stimuli: bool = ...,
+    n_jobs: int | None = ...,
+    datatype: object = ...,
+    include: object = ...,
+    exclude: object = ...,
+    dry_run: Literal[False] = ...,
+    progress: bool = ...,
+    data_dir: str | os.PathLike[str] | None = ...,
+    store: Store | None = ...,
+    include_anatomical: bool = ...,
+    include_freesurfer: bool = ...,
+    include_raw: bool = ...,
+) -> DownloadReport: ...
+@overload
+def download(
+    subject: object,
+    ses: object = ...,
+    task: object = ...,
+    space: object = ...,
+    desc: object = ...,
+    stat: object = ...,
+    suffix: object = ...,
+    extension: object = ...,
+    include_stimuli: bool = ...,
+    n_jobs: int | None = ...,
+    datatype: object = ...,
+    include: object = ...,
+    exclude: object = ...,
+    *,
+    dry_run: Literal[True],
+    progress: bool = ...,
+    data_dir: str | os.PathLike[str] | None = ...,
+    store: Store | None = ...,
+    include_anatomical: bool = ...,
+    include_freesurfer: bool = ...,
+    include_raw: bool = ...,
+) -> Plan: ...
 def download(
     subject: object,
     ses: object = None,
@@ -182,12 +265,18 @@ def download(
     progress: bool = True,
     data_dir: str | os.PathLike[str] | None = None,
     store: Store | None = None,
+    include_anatomical: bool = False,
+    include_freesurfer: bool = False,
+    include_raw: bool = False,
 ) -> DownloadReport | Plan:
     """Download one or all subjects' files, filtered by BIDS entities.
 
     Dataset-level files (``dataset_description.json``, ``participants.*``,
     ``README``) always come; the brain-mask maps are pinned when ``ses`` names
-    a session; ROI masks come along whatever ``ses`` says; held-out sessions
+    a session, and the anatomical brain mask (the default voxel axis) comes
+    with every subject whose betas are fetched; ROI masks and localizer maps
+    are part of a subject's files; ROI masks come along whatever ``ses`` says;
+    held-out sessions
     (``ses-31`` .. ``ses-34``) are skipped with one summary line. Files already
     downloaded and verified are skipped without any GET.
 
@@ -223,6 +312,14 @@ def download(
     store : Store, optional
         Any :class:`~laion_fmri.stores.Store` to download from (the configured
         source by default), the way an HTTP client takes a transport.
+    include_anatomical : bool
+        Also the subjects' anatomical folder (T1w, T2w and brain masks at
+        both resolutions), whole: the filters do not apply to it.
+    include_freesurfer : bool
+        Also the subjects' FreeSurfer reconstruction, whole.
+    include_raw : bool
+        Also the raw BIDS tree, filtered by ``ses``, ``suffix`` and
+        ``extension`` (for runs, echoes and parts use :func:`download_raw`).
 
     Returns
     -------
@@ -255,6 +352,9 @@ def download(
     n_jobs = validate_n_jobs(n_jobs) if n_jobs is not None else None
     filters = Filters.from_args(ses, task, space, desc, stat, suffix, extension, datatype,
                                 include, exclude)
+    scopes = {"include_anatomical": _flag("include_anatomical", include_anatomical),
+              "include_freesurfer": _flag("include_freesurfer", include_freesurfer),
+              "include_raw": _flag("include_raw", include_raw)}
     store = store if store is not None else open_store()
     wanted = _wanted_subjects(subject)
     if wanted is None:
@@ -267,7 +367,7 @@ def download(
         # once (nothing is written); the subject check still comes first.
         pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="laion-fmri-list")
         available = pool.submit(listed, store)
-        planned = pool.submit(build_plan, wanted, filters, store, include_stimuli)
+        planned = pool.submit(build_plan, wanted, filters, store, include_stimuli, **scopes)
         pool.shutdown(wait=False)
         try:
             _check_listed(wanted, available.result(), store)
@@ -285,7 +385,7 @@ def download(
 
             check_stimulus_access(root)
     plan = planned.result() if planned is not None else build_plan(subjects, filters, store,
-                                                                    include_stimuli)
+                                                                    include_stimuli, **scopes)
     if line := plan.held_out_summary():
         print(line)
     if dry_run:

@@ -330,6 +330,9 @@ def is_held_out_key(key: str) -> bool:
 def subject_prefixes(subject: str, filters: Filters) -> tuple[str, ...]:
     """Folders listed for one subject (raw BIDS only when ``datatype`` is given).
 
+    The filters apply to everything under them; the scope folders
+    (anatomy, FreeSurfer, raw) are :func:`laion_fmri.download_scopes.listing_prefixes`.
+
     Parameters
     ----------
     subject : str
@@ -350,6 +353,7 @@ def subject_prefixes(subject: str, filters: Filters) -> tuple[str, ...]:
         layout.subject_glm_prefix(subject),
         layout.roi_prefix(subject),
         layout.snapshot_roi_prefix(subject),
+        layout.localizer_prefix(subject),
     ]
     if filters.datatype is not None:
         prefixes.append(layout.raw_subject_prefix(subject))
