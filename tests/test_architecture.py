@@ -144,12 +144,6 @@ def test_subject_front_door_is_small() -> None:
 LARGE_MODULES_PENDING_SPLIT = {
     "laion_fmri._remote_betas",
     "laion_fmri.export",
-    "laion_fmri.access",
-    "laion_fmri.download.api",
-    "laion_fmri.download.plan",
-    "laion_fmri.download.transfer",
-    "laion_fmri.remote",
-    "laion_fmri.stores._s3",
 }
 
 

@@ -43,6 +43,7 @@ from laion_fmri import layout
 from laion_fmri.download._content import (
     DEFAULT_RANGE_SIZE,
 )
+from laion_fmri.download._decide import decide, dedupe
 from laion_fmri.download._engine import _Engine
 from laion_fmri.download._job import (
     DEFAULT_CONNECTIONS,
@@ -55,7 +56,6 @@ from laion_fmri.download._job import (
 from laion_fmri.download._paths import check_local_names
 from laion_fmri.download._report import DownloadReport, FileFailedWarning, _Progress
 from laion_fmri.download.manifest import Manifest
-from laion_fmri.download.plan import decide, dedupe
 from laion_fmri.errors import (
     AccessDeniedError,
     DataNotFoundError,
