@@ -5,7 +5,6 @@ Public names are re-exported by :mod:`laion_fmri.access`.
 
 from __future__ import annotations
 
-import json
 import re
 import urllib.error
 import urllib.parse
@@ -22,6 +21,7 @@ from laion_fmri._access_grants import (
     REQUEST_ACCESS_HINT,
     access_url,
 )
+from laion_fmri._jsonio import JsonDocumentError, parse_json
 from laion_fmri.errors import (
     AccessNotFoundError,
     AccessRevokedError,
@@ -220,11 +220,9 @@ def _parse_grant(data: dict[str, Any], where: str) -> Grant:
 def _error_code(body: bytes) -> tuple[str, str]:
     """``(code, detail)`` from a JSON error body (``error``/``code`` and ``detail``/``message``)."""
     try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        data = parse_json(body, "the access service's error reply")
+    except JsonDocumentError:
         return "", body.decode("utf-8", "replace")[:200]
-    if not isinstance(data, dict):
-        return "", str(data)[:200]
     detail = data.get("detail") or data.get("message") or ""
     code = data.get("error") or data.get("code") or ""
     if isinstance(detail, dict):  # FastAPI-style {"detail": {"error": ...}}
@@ -317,12 +315,13 @@ class AccessClient:
         if len(body) > _MAX_REPLY_BYTES:
             raise AccessServiceError(f"The access service sent an oversized answer to {what}.")
         try:
-            result = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise AccessServiceError(f"The access service sent non-JSON to {what}.") from exc
-        if not isinstance(result, dict):
-            raise AccessServiceError(f"The access service sent an unexpected answer to {what}.")
-        return result
+            return parse_json(body, f"The access service's answer to {what}",
+                              max_bytes=_MAX_REPLY_BYTES)
+        except JsonDocumentError as exc:
+            raise AccessServiceError(
+                f"{exc.source} {exc.reason}: an unexpected answer (is {self.server_url} the "
+                f"LAION-fMRI access service? Check {ENV_ACCESS_URL})."
+            ) from None
 
     def manifest(self) -> StimulusFileList:
         """The public manifest (no authentication).

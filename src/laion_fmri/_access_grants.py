@@ -14,6 +14,7 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+from laion_fmri._jsonio import read_settings
 from laion_fmri.errors import (
     AccessServiceError,
 )
@@ -110,10 +111,6 @@ def auth_path() -> Path:
     return Path(base) / "laion-fmri" / "auth.json"
 
 
-def _open_nofollow(path: str, flags: int) -> int:
-    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
-
-
 def _check_grant_folder(folder: Path) -> None:
     """Refuse a grant folder others can write (they could swap the grant file)."""
     st = folder.stat()
@@ -122,6 +119,10 @@ def _check_grant_folder(folder: Path) -> None:
             f"The folder {folder} holding the access grant can be written by other users "
             f"(mode {st.st_mode & 0o777:o}); refusing to use it. Fix: chmod 700 {folder}"
         )
+
+
+#: Field types of ``auth.json`` (checked where present).
+_GRANT_SCHEMA = {"server_url": str, "request_id": str, "email": (str, type(None)), "saved_at": str}
 
 
 def save_grant(request_id: str, email: str | None = None, server_url: str | None = None) -> Path:
@@ -184,7 +185,14 @@ def load_grant(server_url: str | None = None) -> str | None:
     Returns
     -------
     str or None
-        ``None`` when there is none.
+        ``None`` when there is none (or it was stored for another service).
+
+    Raises
+    ------
+    AccessServiceError
+        When ``auth.json`` is unreadable, too large or deep, not a JSON object
+        of the expected field types, or a symbolic link: one line naming the
+        file and the fix.
 
     Examples
     --------
@@ -198,15 +206,16 @@ def load_grant(server_url: str | None = None) -> str | None:
     if not path.exists():
         return None
     _check_grant_folder(path.parent)
-    try:
-        with open(path, encoding="utf-8", opener=_open_nofollow) as fh:
-            record = json.loads(fh.read(65536))
-    except (OSError, ValueError, RecursionError):
-        return None
-    if not isinstance(record, dict) or record.get("server_url") != access_url(server_url):
+    fix = (f"Delete it (rm {path}) and run `{REQUEST_ACCESS_HINT}` again, or set "
+           f"{ENV_REQUEST_ID}.")
+    if path.is_symlink():
+        raise AccessServiceError(f"The grant file {path} is a symbolic link; refusing to follow "
+                                 f"it. {fix}")
+    record = read_settings(path, _GRANT_SCHEMA, AccessServiceError, fix, max_bytes=65536)
+    if record.get("server_url") != access_url(server_url):
         return None
     rid = record.get("request_id")
-    return rid if isinstance(rid, str) and rid else None
+    return rid or None
 
 
 def clear_grant() -> bool:
