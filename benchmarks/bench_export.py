@@ -74,9 +74,7 @@ def _distinct_sessions(work: Path, n_trials: int, n_sessions: int) -> Path:
         shutil.rmtree(data)
     for path in seeds[0].rglob("*"):
         rel = path.relative_to(seeds[0]).as_posix()
-        # Per-session files come from every seed below; the rest (brain masks,
-        # the anatomy of session PrismaAnat, ROIs) from seed 0.
-        if not path.is_file() or layout.session_of(rel) not in (None, "ses-PrismaAnat"):
+        if not path.is_file() or layout.session_of(rel) is not None:
             continue
         (data / rel).parent.mkdir(parents=True, exist_ok=True)
         (data / rel).symlink_to(path)
