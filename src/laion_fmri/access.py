@@ -62,6 +62,11 @@ from laion_fmri.errors import (
     LicenseNotAcceptedError,
 )
 
+# Documented (and pickled) under their historical public home.
+for _moved in (AccessClient, AccessDetails, Grant, RemoteFile, StimulusFileList,):
+    _moved.__module__ = __name__
+
+
 __all__ = [
     "ACCEPT_PROMPT",
     "DEFAULT_ACCESS_URL",

@@ -389,6 +389,11 @@ def download(
     return report
 
 
+# Documented (and pickled) under their historical public home.
+for _moved in (VerifyReport,):
+    _moved.__module__ = __name__
+
+
 __all__ = [
     "VerifyReport",
     "build_plan",

@@ -272,6 +272,11 @@ def _run(engine: _Engine, work: list[tuple[ObjectInfo, Path, str]], report: Down
     engine.pool.shutdown(wait=True)
 
 
+# Documented (and pickled) under their historical public home.
+for _moved in (DownloadReport, FileFailedWarning,):
+    _moved.__module__ = __name__
+
+
 __all__ = [
     "DEFAULT_CONNECTIONS",
     "DownloadReport",
