@@ -139,21 +139,11 @@ def test_subject_front_door_is_small() -> None:
     assert len(lines) < 400, f"Subject is {len(lines)} lines"
 
 
-# Modules over 600 lines that belong to other work in progress (the download
-# engine and stores); any other module must stay under.
-LARGE_MODULES_PENDING_SPLIT = {
-    "laion_fmri.access",
-    "laion_fmri.download.api",
-    "laion_fmri.download.plan",
-    "laion_fmri.download.transfer",
-    "laion_fmri.remote",
-    "laion_fmri.stores._s3",
-}
 
 
 def test_no_module_over_600_lines() -> None:
     sizes = {m: len(p.read_text(encoding="utf-8").splitlines()) for m, p in MODULES.items()}
-    large = {m: n for m, n in sizes.items() if n > 600 and m not in LARGE_MODULES_PENDING_SPLIT}
+    large = {m: n for m, n in sizes.items() if n > 600}
     assert not large, f"modules over 600 lines: {large}"
 
 

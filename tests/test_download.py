@@ -40,6 +40,11 @@ def _expected_session_download(root: Path, sub: str, ses: str) -> set[str]:
     out |= {k for k in keys if k.startswith(layout.session_func_prefix(sub, ses))}
     out |= {k for k in keys if k in layout.brain_mask_keys(sub)}
     out |= {k for k in keys if k.startswith(layout.roi_prefix(sub))}
+    out |= {k for k in keys
+            if k.startswith(layout.localizer_prefix(sub)) and layout.session_of(k) == ses}
+    # The anatomical brain mask (the default voxel axis) comes with the betas.
+    if layout.betas_key(sub, ses) in out:
+        out |= {k for k in keys if k == layout.anatomical_brain_mask_key(sub)}
     return out
 
 
@@ -139,7 +144,8 @@ def test_entity_filters_and_globs(s3_source, accepted: Path, sample_root: Path) 
     assert glm == {trials, layout.sidecar_key(trials)} | pinned
     rep2 = download(subject=SUB, ses="ses-03", include="*func/*", exclude="*.json",
                     data_dir=accepted)
-    fetched = set(rep2.downloaded) - set(layout.brain_mask_keys(SUB))
+    pinned_keys = {*layout.brain_mask_keys(SUB), layout.anatomical_brain_mask_key(SUB)}
+    fetched = set(rep2.downloaded) - pinned_keys
     assert fetched and all("/func/" in k and not k.endswith(".json") for k in fetched)
 
 

@@ -248,7 +248,7 @@ def test_checksum_header_catches_damage_behind_an_opaque_etag(
 def test_verify_on_a_read_only_data_dir(
     faulty: _FaultyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from laion_fmri.download import api, verify
+    from laion_fmri.download import _verify, verify
 
     store = _store(faulty)
     fetch_objects([store.head(KEY)], store, tmp_path, progress=False)
@@ -257,7 +257,7 @@ def test_verify_on_a_read_only_data_dir(
     lock.mkdir()  # taking the lock would now fail: verify must not need it
     manifest = layout.manifest_path(tmp_path)
     before = manifest.read_bytes()
-    monkeypatch.setattr(api, "_writable", lambda root: False)
+    monkeypatch.setattr(_verify, "_writable", lambda root: False)
     path = layout.local_path(tmp_path, KEY)
     data = bytearray(path.read_bytes())
     data[10] ^= 1

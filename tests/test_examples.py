@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -44,27 +43,10 @@ def run_example(script: str, env: dict[str, str], timeout: float = 300) -> str:
     return proc.stdout
 
 
-def stage_anatomical_masks(source: Path, data_dir: Path) -> None:
-    """Place the subjects' anatomical brain masks (the default voxel axis) in ``data_dir``.
-
-    Bridge until ``download()`` brings the anatomical mask with the betas
-    (issue #13, download scopes): the coordinator removes this when wiring
-    ``include_anatomical`` into the download engine.
-    """
-    from laion_fmri import layout
-
-    for subject in layout.SUBJECTS:
-        key = layout.anatomical_brain_mask_key(subject)
-        if (source / key).is_file():
-            (data_dir / key).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source / key, data_dir / key)
-
-
 def journey_env(sample_root: Path, base: Path) -> Journey:
     """Environment of a fresh user: empty data dir, sample as source, own config home."""
     data_dir, out = base / "data", base / "out"
     data_dir.mkdir(parents=True)
-    stage_anatomical_masks(sample_root, data_dir)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAION_FMRI_", "AWS_"))}
     env.update(
         LAION_FMRI_DATA_DIR=str(data_dir),

@@ -165,11 +165,9 @@ def test_product_page_examples_run_unchanged(
     local_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     from laion_fmri import access, licenses
-    from test_examples import stage_anatomical_masks
 
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    stage_anatomical_masks(local_source, data_dir)  # until download() brings it (issue #13)
     # Scripted acceptance of the CC0 notice and of the stimulus agreement
     # (the prompts themselves are tested elsewhere).
     licenses.accept_dataset_license(data_dir)

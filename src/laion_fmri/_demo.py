@@ -4,12 +4,13 @@ It builds (or reuses) the sample dataset, serves it as the data *source*, and
 walks the user journey through the real code paths: configure, discover,
 download (with progress, then an idempotent re-run), load betas with ROI /
 category / noise-ceiling filters, write a NIfTI back, choose the brain mask
-of the voxel axis, read anatomy, raw runs and localizer maps, align stimuli,
+of the voxel axis, download and read anatomy, FreeSurfer, raw runs and localizer maps, align stimuli,
 apply the ``tau`` split, fit CLIP embeddings to betas, and save figures
 (including the noise ceiling on fsaverage).
 
 The user's persisted configuration is never touched: the demo sets its data
-directory and source through environment variables of its own process.
+directory, source and TemplateFlow home (the sample's own) through environment
+variables of its own process.
 """
 
 from __future__ import annotations
@@ -89,30 +90,6 @@ def _analysis(sub, sessions: list[str], echo: Callable[[str], None],
     results["n_images_averaged"] = int(means.shape[0])
 
 
-def _stage_native_trees(source: Path, data_dir: Path, subjects: tuple[str, ...],
-                        echo: Callable[[str], None]) -> None:
-    """Copy the anatomy, FreeSurfer, raw and localizer trees of ``subjects`` from the sample.
-
-    Stand-in until ``download(..., include_anatomical=True, include_freesurfer=True)``
-    and ``download_raw(...)`` are wired into the download engine (issue #13).
-    """
-    import shutil
-
-    from laion_fmri import layout
-
-    prefixes = ["templateflow/"]
-    for subject in subjects:
-        prefixes += [layout.anatomical_prefix(subject), layout.freesurfer_prefix(subject),
-                     layout.localizer_prefix(subject), layout.raw_subject_prefix(subject)]
-    for prefix in prefixes:
-        src, dst = source / prefix, data_dir / prefix
-        if src.is_dir():
-            shutil.copytree(src, dst, dirs_exist_ok=True)
-    echo(f"(for now the demo copies the anatomy, FreeSurfer, raw and localizer trees of "
-         f"{', '.join(subjects)} from the sample; download(include_anatomical=True, "
-         "include_freesurfer=True) and download_raw() bring them once wired)")
-
-
 def _native(sub, out: Path, echo: Callable[[str], None], results: dict[str, object]) -> None:
     """The voxel axis per brain mask, anatomy, FreeSurfer, raw runs and localizers."""
     anat, r2 = sub.get_n_voxels(), sub.get_n_voxels(mask_source="rsquare")
@@ -179,6 +156,18 @@ def run_demo(out: str | os.PathLike[str] = "demo-output", scale: str = "tiny",
     --------
     >>> results = run_demo("/tmp/laion-demo")  # doctest: +SKIP
     """
+    previous = os.environ.get("TEMPLATEFLOW_HOME")
+    try:
+        return _walk(Path(out), scale, echo)
+    finally:
+        # The sample's TemplateFlow home is for the walk-through only.
+        if previous is None:
+            os.environ.pop("TEMPLATEFLOW_HOME", None)
+        else:
+            os.environ["TEMPLATEFLOW_HOME"] = previous
+
+
+def _walk(out: Path, scale: str, echo: Callable[[str], None]) -> dict[str, object]:
     from laion_fmri import config, discovery, licenses, sample
 
     out = Path(out).resolve()
@@ -195,6 +184,9 @@ def run_demo(out: str | os.PathLike[str] = "demo-output", scale: str = "tiny",
     os.environ["LAION_FMRI_DATA_DIR"] = str(data_dir)
     os.environ["LAION_FMRI_SOURCE"] = str(source)
     os.environ.pop("LAION_FMRI_ENDPOINT_URL", None)
+    # The sample's FreeSurfer surfaces are small stand-ins: its own TemplateFlow
+    # home holds the matching fsaverage spheres, used in place (nothing copied).
+    os.environ["TEMPLATEFLOW_HOME"] = str(source / "templateflow")
     (data_dir / ".laion_fmri").mkdir(exist_ok=True)
     for name, (value, origin) in config.effective_settings().items():
         echo(f"  {name:13s} {value if value is not None else '(not set)'}  [{origin}]")
@@ -207,7 +199,13 @@ def run_demo(out: str | os.PathLike[str] = "demo-output", scale: str = "tiny",
     results["subjects"] = subjects
 
     _section("3. Download sub-03 (filtered, parallel, verified)")
-    from laion_fmri.download import download, download_captions, download_embeddings, download_segmentations
+    from laion_fmri.download import (
+        download,
+        download_captions,
+        download_embeddings,
+        download_raw,
+        download_segmentations,
+    )
 
     echo("The fMRI data are CC0; the demo records the license notice for its own data folder.")
     licenses.accept_dataset_license(data_dir)
@@ -215,17 +213,23 @@ def run_demo(out: str | os.PathLike[str] = "demo-output", scale: str = "tiny",
     download(subject="sub-03", ses="ses-01", dry_run=True)
     echo(">>> download(subject='sub-03', n_jobs=4)")
     report = download(subject="sub-03", n_jobs=4)
+    echo(">>> download(subject='sub-03', include_anatomical=True, include_freesurfer=True)"
+         "   # anatomy and FreeSurfer scopes")
+    download(subject="sub-03", n_jobs=4, include_anatomical=True, include_freesurfer=True)
+    echo(">>> download_raw('sub-03', ses='ses-01', run=1)   # all echoes and parts of run 1")
+    download_raw("sub-03", ses="ses-01", run=1, n_jobs=4)
     echo(">>> download(subject='sub-01', ses='ses-01', n_jobs=4)   # one session of another")
     download(subject="sub-01", ses="ses-01", n_jobs=4)
-    echo(">>> download(subject='sub-03', n_jobs=4)   # re-run: nothing to fetch")
-    again = download(subject="sub-03", n_jobs=4)
+    echo(">>> download(subject='sub-03', n_jobs=4, include_anatomical=True, "
+         "include_freesurfer=True)   # re-run: nothing to fetch")
+    again = download(subject="sub-03", n_jobs=4, include_anatomical=True,
+                     include_freesurfer=True)
     echo(f"re-run fetched {len(again.downloaded)} file(s)")
     from laion_fmri.download import verify
 
     echo(">>> verify(subject='sub-03')")
     echo(str(verify(subject="sub-03")))
     results["downloaded"] = report
-    _stage_native_trees(source, data_dir, ("sub-01", "sub-03"), echo)
 
     _section("4. Load betas")
     from laion_fmri.subject import load_subject

@@ -33,7 +33,7 @@ from typing import TypeVar
 
 from laion_fmri import layout
 from laion_fmri.errors import FilterError, NoMatchingDataError, SessionNotFoundError
-from laion_fmri.remote import ObjectInfo
+from laion_fmri.stores import ObjectInfo
 
 Listed = TypeVar("Listed", ObjectInfo, str)
 

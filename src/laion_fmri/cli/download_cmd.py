@@ -1,4 +1,4 @@
-"""``laion-fmri download``, ``verify``, ``accept-license`` and the stimulus-derivative downloads."""
+"""``laion-fmri download``, ``download-raw``, ``verify``, ``accept-license``, stimulus derivatives."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import argparse
 import warnings
 
 from laion_fmri.config import get_data_dir
+from laion_fmri.download import _raw as api_raw
 from laion_fmri.download import api
 from laion_fmri.download.plan import Plan, format_bytes
-from laion_fmri.download.transfer import FileFailedWarning
+from laion_fmri.download.transfer import DownloadReport, FileFailedWarning
 from laion_fmri.licenses import DATASET_LICENSE_TEXT, accept_dataset_license
 
 
@@ -34,9 +35,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--exclude", nargs="+", metavar="GLOB", help="drop keys matching a glob")
     p.add_argument("--include-stimuli", action="store_true",
                    help="also the stimulus files (raw images need the data-use agreement)")
+    p.add_argument("--include-anatomical", action="store_true",
+                   help="also the anatomical folder (T1w, T2w, brain masks), whole")
+    p.add_argument("--include-freesurfer", action="store_true",
+                   help="also the FreeSurfer reconstruction, whole")
+    p.add_argument("--include-raw", action="store_true",
+                   help="also the raw BIDS tree (filtered by --ses/--suffix/--extension)")
     p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
     _common(p, None)
     p.set_defaults(func=run_download)
+
+    p = subparsers.add_parser(
+        "download-raw", help="download one subject's raw BIDS tree (runs, echoes, parts)",
+        description="Download the raw BIDS tree of one subject. --ses is strict; --run, "
+        "--echo and --part drop files with another value and keep files without the entity "
+        "(events tables, field maps). Values may be bare ('01') or prefixed ('run-01').",
+    )
+    p.add_argument("--subject", required=True, help="sub-03, 03 or 3")
+    for name in ("ses", "run", "echo", "part", "suffix", "extension"):
+        p.add_argument(f"--{name}", nargs="+", metavar="VALUE")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    _common(p, None)
+    p.set_defaults(func=run_download_raw)
 
     p = subparsers.add_parser(
         "verify", help="re-check downloaded files (size and checksum)",
@@ -83,7 +103,26 @@ def run_download(args: argparse.Namespace) -> int:
             include_stimuli=args.include_stimuli, n_jobs=args.n_jobs,
             datatype=_one(args.datatype), include=args.include, exclude=args.exclude,
             dry_run=args.dry_run, progress=not args.no_progress, data_dir=args.data_dir,
+            include_anatomical=args.include_anatomical,
+            include_freesurfer=args.include_freesurfer, include_raw=args.include_raw,
         )
+    return _finish(result)
+
+
+def run_download_raw(args: argparse.Namespace) -> int:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FileFailedWarning)
+        result = api_raw.download_raw(
+            args.subject, ses=_one(args.ses), run=_one(args.run), echo=_one(args.echo),
+            part=_one(args.part), suffix=_one(args.suffix), extension=_one(args.extension),
+            n_jobs=args.n_jobs, dry_run=args.dry_run, progress=not args.no_progress,
+            data_dir=args.data_dir,
+        )
+    return _finish(result)
+
+
+def _finish(result: Plan | DownloadReport) -> int:
+    """Print a plan (dry run) line by line; the exit status of a report."""
     if isinstance(result, Plan):
         for obj in result.objects:
             print(f"{obj.size:>14,d}  {obj.key}")
@@ -139,6 +178,7 @@ __all__ = [
     "register",
     "run_accept",
     "run_download",
+    "run_download_raw",
     "run_public",
     "run_verify",
 ]

@@ -4,6 +4,8 @@ Public functions
 ----------------
 :func:`download`
     Subject data filtered by BIDS entities (``ses``, ``desc`` ...).
+:func:`download_raw`
+    One subject's raw BIDS tree, filtered by session, run, echo and part.
 :func:`download_embeddings`, :func:`download_segmentations`, :func:`download_captions`
     The public (CC0) stimulus derivatives.
 :func:`download_stimuli`
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from laion_fmri.download._raw import download_raw
 from laion_fmri.download.api import (
     VerifyReport,
     download,
@@ -48,6 +51,7 @@ __all__ = [
     "download",
     "download_captions",
     "download_embeddings",
+    "download_raw",
     "download_segmentations",
     "download_stimuli",
     "fetch_objects",

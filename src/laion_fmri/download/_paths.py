@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from laion_fmri import layout
+from laion_fmri._jsonio import JsonDocumentError, parse_json
 from laion_fmri.errors import UnsafeKeyError
 from laion_fmri.stores.base import ObjectInfo
 
@@ -167,8 +168,15 @@ def open_state_file(path: Path, mode: str) -> Any:
     return os.fdopen(fd, mode, encoding="utf-8")
 
 
+#: Field types of a ``.part.json`` resume record (checked where present).
+_STATE_SCHEMA = {"key": str, "etag": (str, type(None)), "size": int, "ranges": list, "done": dict}
+
+
 def read_state(path: Path) -> dict[str, Any] | None:
-    """A resume record as a dict, or ``None`` when absent, a symlink, too big or malformed.
+    """A resume record as a dict, or ``None`` when absent, a symlink, too big, too deep or malformed.
+
+    Read with the one bounded JSON reader (:func:`laion_fmri._jsonio.parse_json`);
+    a record that is not an object of the expected field types is ignored.
 
     Parameters
     ----------
@@ -184,13 +192,10 @@ def read_state(path: Path) -> dict[str, Any] | None:
             text = fh.read(_STATE_MAX_BYTES + 1)
     except (OSError, UnicodeDecodeError):
         return None
-    if len(text) > _STATE_MAX_BYTES:
-        return None
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    return data if isinstance(data, dict) else None
+        return parse_json(text, str(path), _STATE_SCHEMA, max_bytes=_STATE_MAX_BYTES)
+    except JsonDocumentError:
+        return None  # ignored: the transfer starts over and writes a new record
 
 
 def write_state(path: Path, data: dict[str, Any]) -> None:

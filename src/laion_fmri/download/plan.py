@@ -26,13 +26,11 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import os
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 from laion_fmri import layout
+from laion_fmri.download._decide import Action, decide, format_bytes, validate_n_jobs
 from laion_fmri.errors import FilterError, NoMatchingDataError, SessionNotFoundError
 from laion_fmri.stores import ObjectInfo
 
@@ -41,7 +39,6 @@ PERMISSIVE_ENTITIES: tuple[str, ...] = ("task", "space", "desc", "stat")
 #: Filters whose values must appear on at least one listed key (typo guard).
 VALUE_FILTERS: tuple[str, ...] = (*PERMISSIVE_ENTITIES, "suffix", "extension", "datatype")
 
-Action = Literal["skip", "check", "fetch"]
 
 
 def _as_values(name: str, value: object) -> tuple[str, ...] | None:
@@ -330,6 +327,9 @@ def is_held_out_key(key: str) -> bool:
 def subject_prefixes(subject: str, filters: Filters) -> tuple[str, ...]:
     """Folders listed for one subject (raw BIDS only when ``datatype`` is given).
 
+    The filters apply to everything under them; the scope folders
+    (anatomy, FreeSurfer, raw) are :func:`laion_fmri.download_scopes.listing_prefixes`.
+
     Parameters
     ----------
     subject : str
@@ -350,6 +350,7 @@ def subject_prefixes(subject: str, filters: Filters) -> tuple[str, ...]:
         layout.subject_glm_prefix(subject),
         layout.roi_prefix(subject),
         layout.snapshot_roi_prefix(subject),
+        layout.localizer_prefix(subject),
     ]
     if filters.datatype is not None:
         prefixes.append(layout.raw_subject_prefix(subject))
@@ -497,114 +498,8 @@ def select_subject(
     return plan
 
 
-def decide(
-    obj: ObjectInfo,
-    record: dict[str, object] | None,
-    local: os.stat_result | None,
-) -> Action:
-    """Decide what to do with one planned object.
-
-    Parameters
-    ----------
-    obj : ObjectInfo
-        What the source lists now.
-    record : dict, optional
-        The manifest record of the key (``size``, ``etag``, ``mtime_ns``).
-    local : os.stat_result, optional
-        ``stat`` of the local file, ``None`` when absent.
-
-    Returns
-    -------
-    {"skip", "check", "fetch"}
-        ``skip``: verified earlier and untouched since; ``check``: present with
-        the right size but not (or no longer) vouched for by the manifest, so
-        hash it locally before trusting it; ``fetch``: download.
-
-    Examples
-    --------
-    >>> decide(ObjectInfo("a", 3, None, None), None, None)
-    'fetch'
-    """
-    if local is None or local.st_size != obj.size:
-        return "fetch"
-    if record is not None:
-        same_object = (
-            record.get("size") == obj.size
-            and (obj.etag is None or record.get("etag") in (None, obj.etag))
-        )
-        if not same_object:
-            return "fetch"
-        if record.get("mtime_ns") == local.st_mtime_ns:
-            return "skip"
-    return "check"
-
-
-def validate_n_jobs(n_jobs: object) -> int:
-    """Return a usable worker count (warns and corrects bad values).
-
-    Parameters
-    ----------
-    n_jobs : int
-        Requested parallel transfers; non-int, bool or < 1 become 1 with a
-        warning, values above ``max(32, 2 * cpus)`` are clamped with a warning.
-
-    Returns
-    -------
-    int
-
-    Examples
-    --------
-    >>> validate_n_jobs(4)
-    4
-    """
-    limit = max(32, 2 * (os.cpu_count() or 1))
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
-        warnings.warn(f"n_jobs must be a positive int, got {n_jobs!r}; using 1.", stacklevel=3)
-        return 1
-    if n_jobs > limit:
-        warnings.warn(
-            f"n_jobs={n_jobs} is higher than recommended; using {limit}.", stacklevel=3
-        )
-        return limit
-    return n_jobs
-
-
-def format_bytes(n: float) -> str:
-    """Human-readable byte count (``1.5 GB``).
-
-    Parameters
-    ----------
-    n : float
-        Bytes.
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> format_bytes(1536)
-    '1.5 kB'
-    """
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"  # pragma: no cover
-
-
-def dedupe(objects: Sequence[ObjectInfo]) -> list[ObjectInfo]:
-    """Drop repeated keys, keeping the first occurrence."""
-    seen: set[str] = set()
-    out = []
-    for obj in objects:
-        if obj.key not in seen:
-            seen.add(obj.key)
-            out.append(obj)
-    return out
-
-
 __all__ = [
+    "Action",
     "Filters",
     "Plan",
     "check_filter_values",

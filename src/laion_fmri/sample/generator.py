@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -13,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from laion_fmri import __version__, layout
+from laion_fmri._jsonio import read_state
 from laion_fmri.errors import SampleDirError
 from laion_fmri.sample import _design as design
 from laion_fmri.sample._extras import write_subject_extras
@@ -59,12 +59,10 @@ def sample_info(path: str | os.PathLike[str]) -> dict[str, object] | None:
     >>> sample_info("/nonexistent") is None
     True
     """
-    desc = Path(path) / "dataset_description.json"
-    try:
-        data = json.loads(desc.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    data = read_state(Path(path) / "dataset_description.json", {"GeneratedBy": list})
+    if data is None:  # missing, unreadable, too large/deep or not an object: no sample here
         return None
-    for entry in data.get("GeneratedBy", []) if isinstance(data, dict) else []:
+    for entry in data.get("GeneratedBy", []):
         if isinstance(entry, dict) and entry.get("Name") == GENERATOR_NAME:
             return entry
     return None

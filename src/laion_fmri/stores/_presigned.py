@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from laion_fmri.errors import AccessDeniedError, AccessServiceError, DataNotFoundError, DownloadError
-from laion_fmri.stores._s3 import http_get, make_pool
+from laion_fmri.stores._http import http_get, make_pool
 from laion_fmri.stores.base import (
     DEFAULT_CHUNK_SIZE,
     ObjectInfo,
