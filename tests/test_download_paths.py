@@ -10,7 +10,6 @@ record, and a subject that exists only in the source.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,7 +46,7 @@ def hostile_bucket(s3_server, sample_root: Path) -> Iterator[object]:  # type: i
         if path.is_file() and not key.startswith(layout.STATE_DIRNAME) and "/ses-31/" not in key:
             client.put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes(), ACL="public-read")
             keys.append(key)
-            if layout.subject_of(key) == SUB:  # the same files for a subject the code never heard of
+            if SUB in key.split("/"):  # the same files for a subject the code never heard of
                 twin = key.replace("sub-03", "sub-42")
                 client.put_object(Bucket=BUCKET, Key=twin, Body=path.read_bytes(), ACL="public-read")
                 keys.append(twin)
@@ -169,4 +168,3 @@ def test_unknown_subject_names_the_listed_ones(source: Path) -> None:
 
     with pytest.raises(SubjectNotFoundError, match="sub-42"):
         download(subject="sub-77", data_dir=source, progress=False)
-    assert json.loads("1") == 1
