@@ -96,10 +96,17 @@ def test_get_sessions(source: object) -> None:
         SPEC.sessions + SPEC.held_out_sessions)
 
 
+# Bound but never listening: connections are refused, and holding the socket keeps
+# the kernel from picking this port as a client's ephemeral source port (a
+# released port can make a loopback connect talk to itself).
+_HELD_SOCKETS: list[socket.socket] = []
+
+
 def _refused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _HELD_SOCKETS.append(s)
+    return s.getsockname()[1]
 
 
 @pytest.fixture

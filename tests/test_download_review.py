@@ -34,11 +34,17 @@ def _files(root: Path) -> set[str]:
             if p.is_file() and not p.relative_to(root).as_posix().startswith(layout.STATE_DIRNAME)}
 
 
+# Bound but never listening: connections are refused, and holding the socket keeps
+# the kernel from picking this port as a client's ephemeral source port (a
+# released port can make a loopback connect talk to itself).
+_HELD_SOCKETS: list[socket.socket] = []
+
+
 def _refused_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _HELD_SOCKETS.append(s)
+    return s.getsockname()[1]
 
 
 # --------------------------------------------------------------------------- agreements first
