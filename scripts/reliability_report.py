@@ -125,20 +125,18 @@ def crafted_classes(hostile: list[dict]) -> list[dict]:
     Examples
     --------
     >>> row = crafted_classes([{"crafted": "json", "file_bytes": 5, "alloc_bytes": 7, "error": "E"}])[0]
-    >>> row["files"], row["pending"], row["max_alloc_bytes"], row["errors"]
-    (1, 0, 7, 'E')
+    >>> row["files"], row["max_alloc_bytes"], row["errors"]
+    (1, 7, 'E')
     """
     out = []
     for kind in CRAFTED_KINDS:
-        every = [r for r in hostile if r.get("crafted") == kind]
-        recs = [r for r in every if not r.get("pending")]
-        if not every:
+        recs = [r for r in hostile if r.get("crafted") == kind]
+        if not recs:
             continue
         errors = sorted({str(r.get("error")) for r in recs})
         out.append({
             "kind": kind,
             "files": len(recs),
-            "pending": len(every) - len(recs),
             "max_file_bytes": max((int(r.get("file_bytes", 0) or 0) for r in recs), default=0),
             "max_alloc_bytes": max((int(r.get("alloc_bytes", 0) or 0) for r in recs), default=0),
             "errors": ", ".join(errors),
@@ -237,20 +235,14 @@ def render(summary: dict, generated: str) -> str:
             "process; the allocation is the larger of the tracemalloc peak and the RSS high-water growth,",
             "minus the output the file legitimately holds (`tests/hostile/`).",
             "",
-            "| file type | files tried | largest file | most allocated beyond output | outcome | pending |",
-            "|---|---:|---:|---:|---|---:|",
+            "| file type | files tried | largest file | most allocated beyond output | outcome |",
+            "|---|---:|---:|---:|---|",
         ]
         lines += [
             f"| {c['kind']} | {c['files']} | {_mb(c['max_file_bytes'])} | {_mb(c['max_alloc_bytes'])} | "
-            f"{c['errors']} | {c['pending']} |"
+            f"{c['errors']} |"
             for c in crafted
         ]
-        if any(c["pending"] for c in crafted):
-            lines += [
-                "",
-                "*Pending*: crafted files whose reader has not switched to the bounded check yet",
-                "(the test reports them as expected failures until it does).",
-            ]
     lines += [
         "",
         "## Fault scenarios",

@@ -102,6 +102,13 @@ def test_get_sessions(source: object) -> None:
 _HELD_SOCKETS: list[socket.socket] = []
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _close_held_sockets() -> Iterator[None]:
+    yield
+    while _HELD_SOCKETS:
+        _HELD_SOCKETS.pop().close()
+
+
 def _refused_port() -> int:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

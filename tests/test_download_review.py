@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,13 @@ def _files(root: Path) -> set[str]:
 # the kernel from picking this port as a client's ephemeral source port (a
 # released port can make a loopback connect talk to itself).
 _HELD_SOCKETS: list[socket.socket] = []
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _close_held_sockets() -> Iterator[None]:
+    yield
+    while _HELD_SOCKETS:
+        _HELD_SOCKETS.pop().close()
 
 
 def _refused_port() -> int:
