@@ -9,7 +9,7 @@ from pathlib import Path
 
 from laion_fmri.errors import DataNotFoundError, SourceUnavailableError, UnsafeKeyError
 from laion_fmri.layout import STATE_DIRNAME, check_key
-from laion_fmri.stores.base import DEFAULT_CHUNK_SIZE, ObjectInfo, folder_prefix
+from laion_fmri.stores.base import DEFAULT_CHUNK_SIZE, ObjectInfo, Store, documented_by, folder_prefix
 
 
 class _LocalDownload:
@@ -51,6 +51,7 @@ def _is_engine_file(name: str) -> bool:
     return is_reserved_name(name)
 
 
+@documented_by(Store)
 class LocalStore:
     """A local folder holding the bucket's key layout (mirror, sample dataset).
 
@@ -116,23 +117,6 @@ class LocalStore:
             )
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Stream every object under the folder ``prefix``, recursively.
-
-        Parameters
-        ----------
-        prefix : str
-            A folder key (``""`` for the root; a trailing ``/`` is optional).
-
-        Yields
-        ------
-        ObjectInfo
-            One per object, as the source lists them.
-
-        Raises
-        ------
-        SourceUnavailableError, AccessDeniedError
-            When the source cannot be listed.
-        """
         self._require_root()
         folder = folder_prefix(prefix)
         start = self.root / folder if folder else self.root
@@ -156,23 +140,6 @@ class LocalStore:
                 yield _stat_info(f"{rel}{entry.name}", entry.stat(follow_symlinks=False))
 
     def list_dirs(self, prefix: str = "") -> list[str]:
-        """Sub-folders of the folder ``prefix``.
-
-        Parameters
-        ----------
-        prefix : str
-            A folder key (``""`` for the root).
-
-        Returns
-        -------
-        list of str
-            ``"<prefix><name>/"`` entries, sorted.
-
-        Raises
-        ------
-        SourceUnavailableError
-            When the source cannot be listed.
-        """
         folder, base = self._level(prefix)
         if not base.is_dir():
             return []
@@ -182,23 +149,6 @@ class LocalStore:
         )
 
     def list_files(self, prefix: str = "") -> list[ObjectInfo]:
-        """Objects directly inside the folder ``prefix`` (not recursive).
-
-        Parameters
-        ----------
-        prefix : str
-            A folder key (``""`` for the root).
-
-        Returns
-        -------
-        list of ObjectInfo
-            Sorted by key.
-
-        Raises
-        ------
-        SourceUnavailableError
-            When the source cannot be listed.
-        """
         folder, base = self._level(prefix)
         if not base.is_dir():
             return []
@@ -209,22 +159,6 @@ class LocalStore:
         return sorted(out, key=lambda o: o.key)
 
     def head(self, key: str) -> ObjectInfo:
-        """Metadata of one object (with a full-object checksum when the source has one).
-
-        Parameters
-        ----------
-        key : str
-            Object key.
-
-        Returns
-        -------
-        ObjectInfo
-
-        Raises
-        ------
-        DataNotFoundError, AccessDeniedError, SourceUnavailableError, UnsafeKeyError
-            For a missing, refused, unreachable or unsafe key.
-        """
         self._require_root()
         path = self._path(key)
         if not path.is_file():
@@ -235,31 +169,6 @@ class LocalStore:
         self, key: str, start: int = 0, if_match: str | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE, end: int | None = None,
     ) -> _LocalDownload:
-        """Start a download of bytes ``[start, end)``, guarded by ``If-Match`` when given.
-
-        Parameters
-        ----------
-        key : str
-            Object key.
-        start : int
-            First byte wanted; 0 (with ``end=None``) for the whole object.
-        if_match : str, optional
-            ETag the object must still have (ignored by sources without ETags).
-        chunk_size : int
-            Minimum bytes per yielded chunk.
-        end : int, optional
-            Offset after the last byte wanted (``None``: to the end of the object).
-
-        Returns
-        -------
-        Download
-            ``status`` is 206 when the range was honoured, 200 for the whole object.
-
-        Raises
-        ------
-        DataNotFoundError, AccessDeniedError, ObjectChangedError, SourceUnavailableError
-            For a missing, refused, changed or unreachable object.
-        """
         info = self.head(key)
         return _LocalDownload(self._path(key), info, start, end, chunk_size)
 

@@ -35,6 +35,8 @@ from laion_fmri.stores._http import (
 from laion_fmri.stores.base import (
     DEFAULT_CHUNK_SIZE,
     ObjectInfo,
+    Store,
+    documented_by,
     folder_prefix,
     unquote_etag,
 )
@@ -50,6 +52,7 @@ LIST_READ_TIMEOUT = timedelta(seconds=15)
 LIST_RETRY_TIMEOUT = timedelta(seconds=10)
 
 
+@documented_by(Store)
 class S3Store:
     """Anonymous S3 bucket (the public LAION-fMRI bucket or any S3 endpoint).
 
@@ -149,23 +152,6 @@ class S3Store:
         return self._base + urllib.parse.quote(check_key(key), safe="/-_.~")
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Stream every object under the folder ``prefix``, recursively.
-
-        Parameters
-        ----------
-        prefix : str
-            A folder key (``""`` for the root; a trailing ``/`` is optional).
-
-        Yields
-        ------
-        ObjectInfo
-            One per object, as the source lists them.
-
-        Raises
-        ------
-        SourceUnavailableError, AccessDeniedError
-            When the source cannot be listed.
-        """
         import obstore
 
         folder = folder_prefix(prefix)
@@ -224,44 +210,10 @@ class S3Store:
             token = html.unescape(nxt.group(1))
 
     def list_dirs(self, prefix: str = "") -> list[str]:
-        """Sub-folders of the folder ``prefix``.
-
-        Parameters
-        ----------
-        prefix : str
-            A folder key (``""`` for the root).
-
-        Returns
-        -------
-        list of str
-            ``"<prefix><name>/"`` entries, sorted.
-
-        Raises
-        ------
-        SourceUnavailableError
-            When the source cannot be listed.
-        """
         result = self._list_level(prefix)
         return sorted({p.rstrip("/") + "/" for p in result["common_prefixes"]})
 
     def list_files(self, prefix: str = "") -> list[ObjectInfo]:
-        """Objects directly inside the folder ``prefix`` (not recursive).
-
-        Parameters
-        ----------
-        prefix : str
-            A folder key (``""`` for the root).
-
-        Returns
-        -------
-        list of ObjectInfo
-            Sorted by key.
-
-        Raises
-        ------
-        SourceUnavailableError
-            When the source cannot be listed.
-        """
         result = self._list_level(prefix)
         return sorted((_info_from_meta(m) for m in result["objects"]), key=lambda o: o.key)
 
@@ -277,22 +229,6 @@ class S3Store:
         return result
 
     def head(self, key: str) -> ObjectInfo:
-        """Metadata of one object (with a full-object checksum when the source has one).
-
-        Parameters
-        ----------
-        key : str
-            Object key.
-
-        Returns
-        -------
-        ObjectInfo
-
-        Raises
-        ------
-        DataNotFoundError, AccessDeniedError, SourceUnavailableError, UnsafeKeyError
-            For a missing, refused, unreachable or unsafe key.
-        """
         result = http_get(
             self._head_pool, self._object_url(key), key, self.url, method="HEAD",
             timeout=self._list_timeout, extra_headers={"x-amz-checksum-mode": "ENABLED"},
@@ -303,31 +239,6 @@ class S3Store:
         self, key: str, start: int = 0, if_match: str | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE, end: int | None = None,
     ) -> _HTTPBody:
-        """Start a download of bytes ``[start, end)``, guarded by ``If-Match`` when given.
-
-        Parameters
-        ----------
-        key : str
-            Object key.
-        start : int
-            First byte wanted; 0 (with ``end=None``) for the whole object.
-        if_match : str, optional
-            ETag the object must still have (ignored by sources without ETags).
-        chunk_size : int
-            Minimum bytes per yielded chunk.
-        end : int, optional
-            Offset after the last byte wanted (``None``: to the end of the object).
-
-        Returns
-        -------
-        Download
-            ``status`` is 206 when the range was honoured, 200 for the whole object.
-
-        Raises
-        ------
-        DataNotFoundError, AccessDeniedError, ObjectChangedError, SourceUnavailableError
-            For a missing, refused, changed or unreachable object.
-        """
         return http_get(
             self._pool, self._object_url(key), key, self.url, start=start, end=end,
             if_match=if_match, chunk_size=chunk_size, timeout=self._read_timeout,

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 #: Bytes per chunk handed to the caller by :meth:`Download.__iter__`.
 DEFAULT_CHUNK_SIZE = 1024 * 1024
@@ -427,6 +427,42 @@ def checksum_from_headers(headers: object) -> tuple[str, str] | None:
     return None
 
 
+
+_C = TypeVar("_C")
+
+
+def documented_by(protocol: type) -> Callable[[_C], _C]:
+    """Class decorator: methods without a docstring take the protocol's (written once there).
+
+    Parameters
+    ----------
+    protocol : type
+        The protocol whose method docstrings the implementation shares.
+
+    Returns
+    -------
+    callable
+        The decorator; it returns the class itself.
+
+    Examples
+    --------
+    >>> @documented_by(Store)
+    ... class Tiny:
+    ...     def head(self, key): ...
+    >>> Tiny.head.__doc__ == Store.head.__doc__
+    True
+    """
+
+    def decorate(cls: _C) -> _C:
+        for name, member in vars(protocol).items():
+            impl = vars(cls).get(name)
+            if callable(impl) and not impl.__doc__ and getattr(member, "__doc__", None):
+                impl.__doc__ = member.__doc__
+        return cls
+
+    return decorate
+
+
 __all__ = [
     "CHECKSUM_ALGORITHMS",
     "DEFAULT_CHUNK_SIZE",
@@ -434,6 +470,7 @@ __all__ = [
     "ObjectInfo",
     "Store",
     "checksum_from_headers",
+    "documented_by",
     "folder_prefix",
     "is_loopback_host",
     "parse_content_range",
