@@ -152,6 +152,13 @@ def _session_of(name: str) -> str | None:
     return None
 
 
+def _size_if_present(path: str) -> int:
+    try:
+        return os.lstat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
 def _remove(path: Path) -> int:
     """Delete a file, link or stray folder without following links; return bytes freed."""
     try:
@@ -159,11 +166,9 @@ def _remove(path: Path) -> int:
     except FileNotFoundError:
         return 0  # removed meanwhile (another `cache clear`)
     if stat.S_ISDIR(st.st_mode):
-        size = sum(
-            os.lstat(os.path.join(top, name)).st_size
-            for top, _, files in os.walk(path)
-            for name in files
-        )
+        # A concurrent writer may rename its staging folder away while we count.
+        size = sum(_size_if_present(os.path.join(top, name))
+                   for top, _, files in os.walk(path) for name in files)
         shutil.rmtree(path, ignore_errors=True)
         return size
     with contextlib.suppress(FileNotFoundError):
