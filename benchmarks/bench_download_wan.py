@@ -112,6 +112,7 @@ def _child(args: argparse.Namespace) -> None:
         from laion_fmri.licenses import accept_dataset_license
 
         accept_dataset_license(dest)
+        t_ready = time.perf_counter()
         report = download(subject=SUB, ses=SES, n_jobs=args.n_jobs, data_dir=dest, progress=False)
         out = {"bytes": report.bytes, "files": len(report.downloaded), "failed": len(report.failed),
                "unverified": len(report.unverified)}
@@ -120,16 +121,21 @@ def _child(args: argparse.Namespace) -> None:
         from laion_fmri.stores import open_store
 
         store = open_store()
+        t_ready = time.perf_counter()
         objs = ([store.head(args.key)] if args.child == "ours-large"
                 else list(store.list(SMALL_PREFIX)))
         report = fetch_objects(objs, store, dest, n_jobs=args.n_jobs, progress=False)
         out = {"bytes": report.bytes, "files": len(report.downloaded), "failed": len(report.failed),
                "unverified": len(report.unverified)}
-    elif args.child == "bare-session":
-        out = _bare(args.endpoint, SESSION_PREFIX, dest)
-    elif args.child == "bare-large":
-        out = _bare(args.endpoint, args.key, dest)
-    out["inner_s"] = time.perf_counter() - t0
+    else:
+        import urllib3  # noqa: F401  (the bare client's only import)
+
+        t_ready = time.perf_counter()
+        out = _bare(args.endpoint, SESSION_PREFIX if args.child == "bare-session" else args.key, dest)
+    end = time.perf_counter()
+    out["inner_s"] = end - t0
+    out["transfer_s"] = end - t_ready
+    out["import_s"] = t_ready - t0
     print("RESULT " + json.dumps(out), flush=True)
 
 
@@ -196,6 +202,8 @@ def _summary(runs: list[dict[str, object]]) -> dict[str, object]:
     inner = [float(r["inner_s"]) for r in runs if "inner_s" in r]  # type: ignore[arg-type]
     if inner:
         out["inner_best_s"] = min(inner)
+        out["transfer_best_s"] = min(float(r["transfer_s"]) for r in runs)  # type: ignore[arg-type]
+        out["import_best_s"] = min(float(r["import_s"]) for r in runs)  # type: ignore[arg-type]
     for k in ("bytes", "files", "failed", "unverified"):
         if k in runs[-1]:
             out[k] = runs[-1][k]
@@ -305,11 +313,13 @@ def main() -> None:
         for k in ("session_ours_default", "session_ours_n8", "session_bare"):
             ratios[f"{k}_vs_aws"] = best("session_aws_sync") / best(k)
     if "large_ours" in res:
-        # In-process time (interpreter start excluded) for the share of the link.
+        # Share of the link: the transfer itself (from the call, imports done, to
+        # the verified file); with imports too as a second figure.
         for k in ("large_ours", "large_bare"):
-            mbps = betas_size / 1e6 / best(k, "inner_best_s")
+            mbps = betas_size / 1e6 / best(k, "transfer_best_s")
             ratios[f"{k}_MBps"] = mbps
             ratios[f"{k}_share_of_link"] = mbps / link
+            ratios[f"{k}_share_of_link_incl_imports"] = betas_size / 1e6 / best(k, "inner_best_s") / link
         ratios["large_aws_cp_MBps_incl_start"] = betas_size / 1e6 / best("large_aws_cp")
         ratios["large_ours_MBps_incl_start"] = betas_size / 1e6 / best("large_ours")
         ratios["large_ours_vs_aws"] = best("large_aws_cp") / best("large_ours")
