@@ -10,7 +10,6 @@ meant for users.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
@@ -29,8 +28,13 @@ MOVED: dict[str, str] = {
 }
 
 
-class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Imports an old module name as the module it moved to."""
+class _MovedModuleFinder:
+    """Imports an old module name as the module it moved to.
+
+    A meta path finder and loader by protocol (``find_spec``,
+    ``create_module``, ``exec_module``); not derived from ``importlib.abc``,
+    whose import pulls in ``importlib.resources`` at every start.
+    """
 
     def __init__(self) -> None:
         self._real_specs: dict[int, importlib.machinery.ModuleSpec | None] = {}

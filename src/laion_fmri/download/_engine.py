@@ -81,6 +81,9 @@ class _Engine:
         # Files in flight (n_jobs); their ranges share the connection budget.
         self.slots = threading.Semaphore(files)
         self.pool = ThreadPoolExecutor(max_workers=connections, thread_name_prefix="laion-fmri-dl")
+        # Folders already resolved inside the data dir this run (a session's
+        # files share a handful of folders; resolving each costs a dozen lstats).
+        self.safe_folders: set[Path] = set()
 
     # ------------------------------------------------------------------ scheduling
     def _settle(self, item: tuple[ObjectInfo, str, Any]) -> None:
@@ -114,9 +117,11 @@ class _Engine:
         if job.state.is_symlink():
             job.state.unlink()
         target.parent.mkdir(parents=True, exist_ok=True)
-        if not _inside(self.data_dir, target.parent):
-            raise UnsafeKeyError(f"Refusing key {job.obj.key!r}: its folder leads outside "
-                                 f"{self.data_dir}.")
+        if target.parent not in self.safe_folders:
+            if not _inside(self.data_dir, target.parent):
+                raise UnsafeKeyError(f"Refusing key {job.obj.key!r}: its folder leads outside "
+                                     f"{self.data_dir}.")
+            self.safe_folders.add(target.parent)
         job.load_resume()
         if not job.results:
             with contextlib.suppress(FileNotFoundError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 import urllib.parse
 from collections.abc import Iterator
 from datetime import timedelta
@@ -100,8 +101,12 @@ class S3Store:
             self._base = f"https://{bucket}.s3.{region}.amazonaws.com/"
         if self.prefix:
             self._base += urllib.parse.quote(self.prefix) + "/"
-        self._pool = make_pool(connect_timeout.total_seconds(), self._read_timeout)
-        self._head_pool = make_pool(connect_timeout.total_seconds(), self._list_timeout)
+        self._connect_timeout = connect_timeout.total_seconds()
+        self._pools: tuple[Any, Any] | None = None
+        self._pools_lock = threading.Lock()
+        # Bodies go through urllib3, whose import (~30 ms) is done in the
+        # background while the first listing waits on the network.
+        threading.Thread(target=self._body_pools, name="laion-fmri-warmup", daemon=True).start()
         kwargs: dict[str, Any] = {"region": region, "skip_signature": True}
         client: dict[str, Any] = {
             "connect_timeout": connect_timeout,
@@ -124,6 +129,22 @@ class S3Store:
             bucket, prefix=self.prefix or None, client_options=client,
             retry_config=retry, **kwargs,
         )
+
+    def _body_pools(self) -> tuple[Any, Any]:
+        """The urllib3 pools for bodies and for HEADs (built once, on first need)."""
+        with self._pools_lock:
+            if self._pools is None:
+                self._pools = (make_pool(self._connect_timeout, self._read_timeout),
+                               make_pool(self._connect_timeout, self._list_timeout))
+            return self._pools
+
+    @property
+    def _pool(self) -> Any:
+        return self._body_pools()[0]
+
+    @property
+    def _head_pool(self) -> Any:
+        return self._body_pools()[1]
 
     def address(self, key: str) -> str:
         """Where one key lives, for messages: ``s3://bucket/key (endpoint URL)``.
