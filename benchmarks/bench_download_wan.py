@@ -317,6 +317,13 @@ def main() -> None:
     if "session_aws_sync" in res:
         for k in ("session_ours_default", "session_ours_n8", "session_bare"):
             ratios[f"{k}_vs_aws"] = best("session_aws_sync") / best(k)
+        # No client can beat: the session's bytes at the link rate, one listing
+        # and one GET first byte, and an interpreter start (the bare client's).
+        floor = (session_bytes / 1e6 / link + 2 * args.ttfb_ms / 1000
+                 + best("session_bare") - best("session_bare", "inner_best_s"))
+        ratios["session_floor_s"] = floor
+        ratios["session_floor_vs_aws"] = best("session_aws_sync") / floor
+        ratios["session_ours_default_share_of_floor"] = floor / best("session_ours_default")
     if "large_ours" in res:
         # Share of the link: the transfer itself (from the call, imports done, to
         # the verified file); with imports too as a second figure.
