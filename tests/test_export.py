@@ -42,8 +42,8 @@ def test_whole_brain_export_matches_get_betas(downloaded: Path, tmp_path: Path) 
     first_roi = sorted(ex.rois)[0]
     run = np.sort(ex.roi_columns(first_roi))
     assert run[-1] - run[0] + 1 == run.size
-    codec = ex.betas.metadata.codecs[-1].to_dict()
-    assert codec["name"] == "blosc" and codec["configuration"]["cname"] == "zstd"
+    # Default codec: raw float32 (betas barely compress; raw reads are several times faster).
+    assert [c.to_dict()["name"] for c in ex.betas.metadata.codecs] == ["bytes"]
     assert ex.attrs["sessions"] == sessions and ex.attrs["subject"] == "sub-03"
     assert ex.attrs["session_offsets"][1] == ex.attrs["session_rows"][0]
     # ROI columns stored in the export give the same numbers as get_betas(roi=...).

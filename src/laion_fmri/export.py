@@ -33,7 +33,9 @@ import inspect
 import json
 import os
 import shutil
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,10 +43,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from laion_fmri._export_layout import (
+    BRICK,
     MIN_CHUNK_VOXELS,
     TARGET_CHUNK_BYTES,
+    ChunkCopy,
     chunk_voxels,
     column_passes,
+    plan_chunk_copies,
     roi_major_order,
 )
 from laion_fmri.errors import MissingDependencyError
@@ -56,10 +61,20 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Default memory for one block of columns over all trials.
 DEFAULT_MEMORY_LIMIT = 1 << 30
-FORMAT_VERSION = 1
-#: Blosc inner codecs offered (both with byte shuffle): zstd packs float noise
-#: a little tighter, lz4 decodes several times faster.
-CODECS = ("zstd", "lz4")
+#: Version 2: uncompressed by default, largest-ROI-first column order, bricks
+#: for the rest, raw index arrays. Version 1 exports still read.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+#: ``none`` stores raw float32 (betas are float noise: blosc saves ~5-10 % of
+#: the bytes but costs most of the read time); ``lz4`` / ``zstd`` are blosc
+#: with byte shuffle for data that does compress.
+CODECS = ("none", "lz4", "zstd")
+DEFAULT_CODEC = "none"
+#: Threads reading chunk files in :meth:`ZarrExport.read_columns`.
+READ_THREADS = min(4, os.cpu_count() or 1)
+#: Bytes per read of a raw chunk: rows are read in blocks of about this size,
+#: each thread filling its own rows of the output (cache-friendly, no shared pages).
+READ_BLOCK_BYTES = 256 * 1024
 PARTIAL_SUFFIX = ".partial"
 
 
@@ -197,6 +212,20 @@ def _roi_members(sub: Subject, columns: np.ndarray, mask_source: str | None) -> 
     return out
 
 
+def _grid_index(sub: Subject, columns: np.ndarray, mask_source: str | None) -> np.ndarray:
+    """``(len(columns), 3)`` grid coordinates of brain-mask voxels ``columns``."""
+    brain = sub.get_brain_mask(**({"source": mask_source} if mask_source else {}))
+    flat = np.flatnonzero(brain)[columns]
+    return np.column_stack(np.unravel_index(flat, tuple(sub.grid_shape))).astype(np.int64)
+
+
+def _write_vector(group: Any, name: str, values: np.ndarray) -> None:
+    """A 1-D int64 array as one raw chunk (read back without zarr by :func:`_read_vector`)."""
+    values = np.ascontiguousarray(values, dtype=np.int64)
+    group.create_array(name, data=values, chunks=(max(1, values.size),), compressors=None,
+                       fill_value=-1)
+
+
 def export_zarr(
     sub: Subject,
     out: str | os.PathLike[str],
@@ -206,7 +235,7 @@ def export_zarr(
     mask_source: str | None = None,
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
     target_chunk_bytes: int = TARGET_CHUNK_BYTES,
-    codec: str = "zstd",
+    codec: str = DEFAULT_CODEC,
     overwrite: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> Path:
@@ -229,8 +258,9 @@ def export_zarr(
         during the cache pass).
     target_chunk_bytes : int
         Uncompressed bytes per chunk (all trials x a block of voxels).
-    codec : {"zstd", "lz4"}
-        Blosc inner codec (byte shuffle in both cases).
+    codec : {"none", "lz4", "zstd"}
+        ``"none"`` (default): raw float32, fastest to read; ``"lz4"`` /
+        ``"zstd"``: blosc with byte shuffle (a few % smaller for betas).
     overwrite : bool
         Replace an existing ``out``.
     progress : callable, optional
@@ -275,20 +305,20 @@ def export_zarr(
     partial.parent.mkdir(parents=True, exist_ok=True)
     try:
         group = zarr.open_group(str(partial), mode="w", zarr_format=3)
+        compressors = None if codec == "none" else BloscCodec(
+            cname=codec, clevel=3 if codec == "zstd" else 5, shuffle=BloscShuffle.shuffle)
         betas = group.create_array(
             "betas", shape=(plan.n_trials, plan.columns.size), dtype="float32",
-            chunks=(plan.n_trials, plan.chunk), fill_value=np.float32("nan"),
-            compressors=BloscCodec(cname=codec, clevel=3 if codec == "zstd" else 5,
-                                   shuffle=BloscShuffle.shuffle),
+            chunks=(plan.n_trials, plan.chunk), fill_value=np.float32("nan"), compressors=compressors,
         )
         members = _roi_members(sub, plan.columns, mask_source)
-        order = roi_major_order(plan.columns, members)
+        order = roi_major_order(plan.columns, members, _grid_index(sub, plan.columns, mask_source))
         columns = plan.columns[order]  # brain voxel of each exported column
         position = np.empty_like(order)
         position[order] = np.arange(order.size)  # exported column of each plan column
-        group.create_array("voxel_index", data=columns)
+        _write_vector(group, "voxel_index", columns)
         for name, member in members.items():
-            group.create_array(f"rois/{name}", data=position[np.flatnonzero(member)])
+            _write_vector(group, f"rois/{name}", position[np.flatnonzero(member)])
         # Pass 1: every session decoded once (fills the cache), one session in memory.
         for s in sessions:
             sub.get_betas(session=s, **betas_kwargs)
@@ -310,7 +340,9 @@ def export_zarr(
         _trial_table(trials).to_csv(partial / "trials.tsv", sep="\t")
         group.attrs.update({
             "laion_fmri_export": FORMAT_VERSION,
-            "column_order": "roi-major",
+            "column_order": "roi-major (largest ROI first), bricks of "
+                            f"{BRICK} for the rest",
+            "codec": codec,
             "subject": plan.subject,
             "sessions": sessions,
             "session_rows": plan.rows,
@@ -329,16 +361,127 @@ def export_zarr(
     return out
 
 
-@dataclass
+class _ChunkFiles:
+    """Direct reader of the column chunks of a 2-D float32 zarr v3 array (no zarr import).
+
+    Serves the layouts the export writes (raw little-endian bytes, optionally
+    blosc-compressed, default ``c/0/j`` chunk keys, every chunk spanning all
+    rows); :meth:`from_metadata` returns ``None`` for anything else, which is
+    then read through zarr.
+    """
+
+    def __init__(self, folder: Path, shape: tuple[int, int], width: int, blosc: bool, fill: float) -> None:
+        self.folder, self.shape, self.width, self.blosc, self.fill = folder, shape, width, blosc, fill
+
+    @classmethod
+    def from_metadata(cls, folder: Path) -> _ChunkFiles | None:
+        meta = _array_metadata(folder)
+        shape = tuple(meta.get("shape", ()))
+        chunks = meta.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape", [])
+        codecs = [c.get("name") for c in meta.get("codecs", [])]
+        if (meta.get("data_type") != "float32" or len(shape) != 2 or len(chunks) != 2
+                or chunks[0] != shape[0] or not _plain_layout(meta)
+                or codecs not in (["bytes"], ["bytes", "blosc"])):
+            return None
+        fill = meta.get("fill_value")
+        return cls(folder, (int(shape[0]), int(shape[1])), int(chunks[1]), codecs == ["bytes", "blosc"],
+                   float("nan") if fill in (None, "NaN") else float(fill))
+
+    def path(self, chunk: int) -> Path:
+        """File of chunk number ``chunk``."""
+        return self.folder / "c" / "0" / str(chunk)
+
+    def open(self, chunk: int) -> int | None:
+        """A read-only descriptor of the chunk file; ``None`` when zarr left it unwritten (all fill)."""
+        try:
+            return os.open(self.path(chunk), os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+
+    def read_rows(self, fd: int | None, chunk: int, first: int, buf: np.ndarray) -> np.ndarray:
+        """Rows ``first:first + len(buf)`` of a raw chunk read into ``buf`` (one ``pread``)."""
+        if fd is None:
+            buf.fill(self.fill)
+            return buf
+        want = buf.nbytes
+        got = os.preadv(fd, [memoryview(buf).cast("B")], first * self.width * 4)
+        if got != want:
+            raise OSError(f"{self.path(chunk)} is shorter than its {self.shape[0]} x {self.width} "
+                          "float32; the export is damaged, write it again.")
+        return buf
+
+    def decode(self, fd: int | None, chunk: int, buf: np.ndarray) -> np.ndarray:
+        """A whole blosc chunk decoded into ``buf`` (``(n_rows, width)`` float32)."""
+        if fd is None:
+            buf.fill(self.fill)
+            return buf
+        from numcodecs import blosc
+
+        with open(fd, "rb", buffering=0, closefd=False) as fh:
+            fh.seek(0)
+            blosc.decompress(fh.read(), buf)
+        return buf
+
+
+def _array_metadata(folder: Path) -> dict[str, Any]:
+    meta = json.loads((folder / "zarr.json").read_text())
+    return meta if isinstance(meta, dict) else {}
+
+
+def _plain_layout(meta: dict[str, Any]) -> bool:
+    """Default ``c/...`` chunk keys, little-endian bytes, no storage transformers."""
+    keys = meta.get("chunk_key_encoding", {})
+    codecs = meta.get("codecs", [])
+    return (keys.get("name") == "default" and keys.get("configuration", {}).get("separator", "/") == "/"
+            and bool(codecs) and codecs[0].get("configuration", {}).get("endian", "little") == "little"
+            and not meta.get("storage_transformers"))
+
+
+def _read_vector(folder: Path) -> np.ndarray:
+    """A small 1-D integer array of the group: one raw chunk read directly, else through zarr."""
+    meta = _array_metadata(folder)
+    shape = meta.get("shape", [])
+    chunks = meta.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape", [])
+    codecs = [c.get("name") for c in meta.get("codecs", [])]
+    dtype = meta.get("data_type")
+    if (len(shape) == 1 and len(chunks) == 1 and chunks[0] >= shape[0] and codecs == ["bytes"]
+            and dtype in ("int64", "int32") and _plain_layout(meta)):
+        n = int(shape[0])
+        path = folder / "c" / "0"
+        if not path.is_file():
+            return np.full(n, meta.get("fill_value") or 0, dtype=np.int64)
+        return np.fromfile(path, dtype="<i8" if dtype == "int64" else "<i4", count=n).astype(np.int64)
+    return np.asarray(_zarr().open_array(str(folder), mode="r")[:]).astype(np.int64)
+
+
+def _place(out: np.ndarray, block: np.ndarray, plan: ChunkCopy) -> None:
+    """Copy a chunk's wanted columns (``block``: the same rows as ``out``) into ``out``."""
+    if plan.runs:
+        for start, stop, first in plan.runs:
+            out[:, start:stop] = block[:, first : first + stop - start]
+    else:
+        out[:, plan.out_pos] = block[:, plan.chunk_pos]
+
+
 class ZarrExport:
     """An export opened with :func:`open_export`.
+
+    Reads go straight to the chunk files (no zarr import, chunks decoded by a
+    few threads); :attr:`betas` opens the array with zarr for anything else.
+
+    Parameters
+    ----------
+    path : Path
+        The group folder.
+    voxel_index : numpy.ndarray
+        Brain-mask voxel of each column.
+    attrs : dict
+        Group attributes.
 
     Attributes
     ----------
     path : Path
         The group folder.
-    betas : zarr.Array
-        ``(n_trials, n_voxels)`` float32, read lazily.
     voxel_index : numpy.ndarray
         Brain-mask voxel of each column.
     attrs : dict
@@ -350,16 +493,34 @@ class ZarrExport:
     (31320, 4980)
     """
 
-    path: Path
-    betas: Any
-    voxel_index: np.ndarray
-    attrs: dict[str, Any]
+    def __init__(self, path: Path, voxel_index: np.ndarray, attrs: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.voxel_index = voxel_index
+        self.attrs = attrs
+        self._chunks = _ChunkFiles.from_metadata(self.path / "betas")
+        self._betas: Any = None
+
+    @property
+    def betas(self) -> Any:
+        """``(n_trials, n_voxels)`` float32 zarr array, read lazily (opened on first use)."""
+        if self._betas is None:
+            self._betas = _zarr().open_array(str(self.path / "betas"), mode="r")
+        return self._betas
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n_trials, n_voxels)`` of :attr:`betas`."""
+        if self._chunks is not None:
+            return self._chunks.shape
+        return tuple(self.betas.shape)  # type: ignore[return-value]
 
     @property
     def rois(self) -> list[str]:
         """ROIs whose column positions are stored, sorted."""
-        group = _zarr().open_group(str(self.path), mode="r")
-        return sorted(group["rois"].array_keys()) if "rois" in group else []
+        folder = self.path / "rois"
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if (p / "zarr.json").is_file())
 
     def roi_columns(self, roi: str | Sequence[str]) -> np.ndarray:
         """Column positions of an ROI (or the union of a list of ROIs), in brain-voxel order.
@@ -380,18 +541,19 @@ class ZarrExport:
             For an ROI that is not stored (the message lists those that are).
         """
         names = [roi] if isinstance(roi, str) else list(roi)
-        group = _zarr().open_group(str(self.path), mode="r")
-        stored = sorted(group["rois"].array_keys()) if "rois" in group else []
-        missing = [n for n in names if n not in stored]
+        missing = [n for n in names if not (self.path / "rois" / n / "zarr.json").is_file()]
         if missing:
             raise KeyError(
                 f"ROI {', '.join(missing)} is not stored in {self.path}; "
-                f"stored: {', '.join(stored) or 'none'}."
+                f"stored: {', '.join(self.rois) or 'none'}."
             )
-        pos = np.unique(np.concatenate([np.asarray(group[f"rois/{n}"][:]) for n in names]))
+        parts = [_read_vector(self.path / "rois" / n) for n in names]
+        if len(parts) == 1:  # stored in brain-voxel order already
+            return parts[0]
+        pos = np.unique(np.concatenate(parts))
         return pos[np.argsort(self.voxel_index[pos], kind="stable")].astype(np.int64)
 
-    def read(self, roi: str | Sequence[str] | None = None) -> np.ndarray:
+    def read(self, roi: str | Sequence[str] | None = None, threads: int | None = None) -> np.ndarray:
         """All trials of the whole export or of ROIs, columns in brain-voxel order.
 
         The result equals ``np.concatenate([sub.get_betas(s, roi=roi) for s in sessions])``.
@@ -400,6 +562,8 @@ class ZarrExport:
         ----------
         roi : str or list of str, optional
             Stored ROI name(s); ``None`` reads every column.
+        threads : int, optional
+            Chunk-reading threads (default: the CPUs, at most 4).
 
         Returns
         -------
@@ -410,19 +574,23 @@ class ZarrExport:
             pos = np.argsort(self.voxel_index, kind="stable").astype(np.int64)
         else:
             pos = self.roi_columns(roi)
-        return self.read_columns(pos)
+        return self.read_columns(pos, threads=threads)
 
-    def read_columns(self, columns: np.ndarray) -> np.ndarray:
+    def read_columns(self, columns: np.ndarray, threads: int | None = None) -> np.ndarray:
         """All trials of the given columns, in the given order; each touched chunk is read once.
 
-        Each run of neighbouring touched chunks is read as one slice, and one
-        ``numpy.take`` puts the wanted columns in place (faster than zarr's
-        orthogonal indexing, which handles scattered columns chunk by chunk).
+        Raw chunks are read in blocks of rows (one ``pread`` per chunk and
+        block, threads over the blocks, each filling its own rows of the
+        result); blosc chunks are decoded whole, threads over chunks. The
+        wanted columns are copied as slices where they are a few runs (an ROI
+        stored as one run of columns is pure slice copies), else gathered.
 
         Parameters
         ----------
         columns : numpy.ndarray
             int positions into the columns of :attr:`betas`, any order.
+        threads : int, optional
+            Chunk-reading threads (default: the CPUs, at most 4).
 
         Returns
         -------
@@ -435,12 +603,58 @@ class ZarrExport:
             For a position outside the array.
         """
         cols = np.asarray(columns, dtype=np.int64).ravel()
-        n_rows, n_cols = self.betas.shape
+        n_rows, n_cols = self.shape
         out = np.empty((n_rows, cols.size), dtype=np.float32)
         if cols.size == 0:
             return out
         if cols.min() < 0 or cols.max() >= n_cols:
             raise IndexError(f"column positions must lie within 0..{n_cols - 1}.")
+        if self._chunks is None:
+            return self._read_columns_zarr(cols, out)
+        files = self._chunks
+        plans = plan_chunk_copies(cols, files.width)
+        n_threads = max(1, threads or READ_THREADS)
+        fds = [files.open(plan.chunk) for plan in plans]
+        try:
+            if files.blosc:  # whole chunks decoded, threads over chunks
+                jobs = [[(0, n_rows, [i])] for i in range(len(plans))]
+            else:  # rows split in blocks, threads over blocks: each fills its own rows of out
+                rows = max(1, min(n_rows, READ_BLOCK_BYTES // (4 * files.width)))
+                jobs = [[(r, min(r + rows, n_rows), range(len(plans)))] for r in range(0, n_rows, rows)]
+            local = threading.local()
+
+            def run(job: list[tuple[int, int, Sequence[int]]]) -> None:
+                for first, stop, which in job:
+                    shape = (stop - first, files.width)
+                    buf = getattr(local, "buf", None)
+                    if buf is None or buf.shape[0] < shape[0]:
+                        buf = local.buf = np.empty(shape, dtype=np.float32)
+                    view = buf[: shape[0]]
+                    for i in which:
+                        plan = plans[i]
+                        if files.blosc:
+                            block = files.decode(fds[i], plan.chunk, view)
+                        else:
+                            block = files.read_rows(fds[i], plan.chunk, first, view)
+                        _place(out[first:stop], block, plan)
+
+            n_threads = min(n_threads, len(jobs))
+            if n_threads == 1:
+                for job in jobs:
+                    run(job)
+            else:
+                with ThreadPoolExecutor(n_threads) as pool:
+                    for _ in pool.map(run, jobs):
+                        pass
+        finally:
+            for fd in fds:
+                if fd is not None:
+                    os.close(fd)
+        return out
+
+    def _read_columns_zarr(self, cols: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """The generic path through zarr (layouts :class:`_ChunkFiles` does not serve)."""
+        n_cols = self.betas.shape[1]
         width = self.betas.chunks[1]
         touched = np.unique(cols // width)
         runs = np.split(touched, np.flatnonzero(np.diff(touched) > 1) + 1)
@@ -475,6 +689,9 @@ class ZarrExport:
 def open_export(path: str | os.PathLike[str]) -> ZarrExport:
     """Open a folder written by :func:`export_zarr`.
 
+    Reads the group's JSON and the voxel index only (zarr itself is imported
+    when :attr:`ZarrExport.betas` is used or the layout needs it).
+
     Parameters
     ----------
     path : str or os.PathLike
@@ -487,9 +704,8 @@ def open_export(path: str | os.PathLike[str]) -> ZarrExport:
     Raises
     ------
     FileNotFoundError
-        If ``path`` is not an export (or the export was interrupted).
-    MissingDependencyError
-        Without ``zarr``.
+        If ``path`` is not an export (or the export was interrupted, or was
+        written by a newer version).
 
     Examples
     --------
@@ -497,7 +713,6 @@ def open_export(path: str | os.PathLike[str]) -> ZarrExport:
     >>> ex.read(roi="FFA1").shape  # doctest: +SKIP
     (31320, 4980)
     """
-    zarr = _zarr()
     path = Path(path)
     meta = path / "zarr.json"
     if not meta.is_file():
@@ -505,14 +720,14 @@ def open_export(path: str | os.PathLike[str]) -> ZarrExport:
             f"{path} is not a laion-fmri zarr export (no zarr.json); write one with "
             "`laion-fmri export --subject S --format zarr OUT`."
         )
-    group = zarr.open_group(str(path), mode="r")
-    attrs = dict(group.attrs)
-    if attrs.get("laion_fmri_export") != FORMAT_VERSION:
+    attrs = dict(json.loads(meta.read_text()).get("attributes", {}))
+    version = attrs.get("laion_fmri_export")
+    if version not in READABLE_VERSIONS:
         raise FileNotFoundError(
-            f"{path} is a zarr group but not a laion-fmri export (version "
-            f"{json.dumps(attrs.get('laion_fmri_export'))}); export it again."
+            f"{path} is a zarr group but not a laion-fmri export this version reads (version "
+            f"{json.dumps(version)}); export it again with `laion-fmri export`."
         )
-    return ZarrExport(path, group["betas"], np.asarray(group["voxel_index"][:]), attrs)
+    return ZarrExport(path, _read_vector(path / "voxel_index"), attrs)
 
 
 __all__ = [
