@@ -204,6 +204,32 @@ def plan_chunk_copies(columns: np.ndarray, chunk: int, max_runs: int = MAX_SLICE
     return plans
 
 
+def place_columns(out: np.ndarray, block: np.ndarray, plan: ChunkCopy) -> None:
+    """Copy a chunk's wanted columns into ``out`` (``block`` holds the same rows as ``out``).
+
+    Parameters
+    ----------
+    out : numpy.ndarray
+        ``(n_rows, n_selected)`` result being filled.
+    block : numpy.ndarray
+        ``(n_rows, chunk)`` columns of chunk ``plan.chunk``.
+    plan : ChunkCopy
+        From :func:`plan_chunk_copies`.
+
+    Examples
+    --------
+    >>> out = np.zeros((1, 3))
+    >>> place_columns(out, np.array([[7.0, 8.0]]), plan_chunk_copies(np.array([5, 0, 1]), 4)[0])
+    >>> out.tolist()
+    [[0.0, 7.0, 8.0]]
+    """
+    if plan.runs:
+        for start, stop, first in plan.runs:
+            out[:, start:stop] = block[:, first : first + stop - start]
+    else:
+        out[:, plan.out_pos] = block[:, plan.chunk_pos]
+
+
 __all__ = [
     "BRICK",
     "MAX_SLICE_RUNS",
@@ -212,6 +238,7 @@ __all__ = [
     "ChunkCopy",
     "chunk_voxels",
     "column_passes",
+    "place_columns",
     "plan_chunk_copies",
     "roi_major_order",
 ]

@@ -3,11 +3,14 @@
 :func:`export_zarr` writes a zarr (v3) group holding
 
 * ``betas``: ``(n_trials, n_voxels)`` float32, chunked ``(n_trials, block)``
-  so a set of columns over *every* trial is a few chunk reads; blosc (zstd
-  or lz4) with byte shuffle. Columns are **ROI-major**: the voxels of each
-  ROI (in name order) sit next to each other, then the voxels in no ROI, so
-  reading an ROI decompresses little more than the ROI itself (in brain
-  order an ROI is hundreds of short runs spread over the whole array);
+  so a set of columns over *every* trial is a few chunk reads. Raw float32 by
+  default (betas are float noise: blosc zstd saves ~15 %, lz4 ~7 %, at 3-5x
+  the read time), blosc lz4/zstd with byte shuffle on request. Columns are
+  **ROI-major**: the voxels of each ROI (in name order) sit next to each
+  other in brain-voxel order, a voxel of several ROIs with the largest of
+  them, so reading a (large) ROI is slice copies of one run of columns; the
+  voxels in no ROI follow in spatial bricks, so a compact region that is no
+  ROI still touches few chunks;
 * ``voxel_index``: ``(n_voxels,)`` int64, the brain-mask voxel (column of
   ``get_betas``) each exported column is;
 * ``rois/<name>``: int64 positions in the exported columns of every ROI on
@@ -16,7 +19,11 @@
 * ``trials.tsv``: the trial table, row ``i`` describing betas row ``i``
   (sessions in order, with ``session_trial``);
 * group attributes: subject, sessions and their row offsets, the voxel
-  selection, grid shape and affine.
+  selection, codec, grid shape and affine.
+
+:func:`open_export` reads the chunk files directly (JSON metadata, one
+``pread`` per chunk and block of rows, threads over row blocks), without
+importing zarr; any reader of zarr v3 sees an ordinary group.
 
 Everything is read through the public :class:`~laion_fmri.subject.Subject`
 API, one session at a time: the first pass fills the betas cache (one session
@@ -46,9 +53,9 @@ from laion_fmri._export_layout import (
     BRICK,
     MIN_CHUNK_VOXELS,
     TARGET_CHUNK_BYTES,
-    ChunkCopy,
     chunk_voxels,
     column_passes,
+    place_columns,
     plan_chunk_copies,
     roi_major_order,
 )
@@ -349,6 +356,7 @@ def export_zarr(
             "session_offsets": offsets,
             "roi": roi if roi is None or isinstance(roi, str) else list(roi),
             "mask_source": mask_source,
+            "n_brain_voxels": int(n_brain),
             "grid_shape": list(sub.grid_shape),
             "affine": np.asarray(sub.affine).tolist(),
         })
@@ -454,15 +462,6 @@ def _read_vector(folder: Path) -> np.ndarray:
     return np.asarray(_zarr().open_array(str(folder), mode="r")[:]).astype(np.int64)
 
 
-def _place(out: np.ndarray, block: np.ndarray, plan: ChunkCopy) -> None:
-    """Copy a chunk's wanted columns (``block``: the same rows as ``out``) into ``out``."""
-    if plan.runs:
-        for start, stop, first in plan.runs:
-            out[:, start:stop] = block[:, first : first + stop - start]
-    else:
-        out[:, plan.out_pos] = block[:, plan.chunk_pos]
-
-
 class ZarrExport:
     """An export opened with :func:`open_export`.
 
@@ -499,6 +498,7 @@ class ZarrExport:
         self.attrs = attrs
         self._chunks = _ChunkFiles.from_metadata(self.path / "betas")
         self._betas: Any = None
+        self._order: np.ndarray | None = None
 
     @property
     def betas(self) -> Any:
@@ -553,15 +553,64 @@ class ZarrExport:
         pos = np.unique(np.concatenate(parts))
         return pos[np.argsort(self.voxel_index[pos], kind="stable")].astype(np.int64)
 
-    def read(self, roi: str | Sequence[str] | None = None, threads: int | None = None) -> np.ndarray:
-        """All trials of the whole export or of ROIs, columns in brain-voxel order.
+    def _brain_order(self) -> np.ndarray:
+        """Column positions sorted by brain voxel (cached)."""
+        if self._order is None:
+            self._order = np.argsort(self.voxel_index, kind="stable").astype(np.int64)
+        return self._order
 
-        The result equals ``np.concatenate([sub.get_betas(s, roi=roi) for s in sessions])``.
+    def mask_columns(self, mask: np.ndarray) -> np.ndarray:
+        """Column positions of the brain-mask voxels selected by ``mask``, in brain-voxel order.
+
+        Parameters
+        ----------
+        mask : numpy.ndarray
+            ``(n_voxels,)`` boolean array over brain-mask voxels (length
+            ``get_n_voxels()`` of the exported subject and mask source).
+
+        Returns
+        -------
+        numpy.ndarray
+            int64 positions into the columns of :attr:`betas`.
+
+        Raises
+        ------
+        ValueError
+            For a mask of the wrong length or dtype, or one selecting voxels
+            that are not in this export.
+        """
+        sel = np.asarray(mask)
+        n_brain = self.attrs.get("n_brain_voxels")
+        if sel.dtype != bool or sel.ndim != 1 or (n_brain is not None and sel.size != n_brain):
+            raise ValueError(
+                f"mask must be a 1-D boolean array over the {n_brain or 'brain-mask'} voxels of "
+                f"{self.attrs.get('subject')}, got {sel.dtype} of shape {sel.shape}."
+            )
+        voxels = np.flatnonzero(sel)
+        order = self._brain_order()
+        exported = self.voxel_index[order]
+        at = np.minimum(np.searchsorted(exported, voxels), max(0, exported.size - 1))
+        missing = exported[at] != voxels if exported.size else np.ones(voxels.size, bool)
+        if missing.any():
+            raise ValueError(
+                f"mask selects {int(missing.sum())} voxels that are not in {self.path} (exported "
+                f"selection: roi={self.attrs.get('roi')!r}); export them or narrow the mask."
+            )
+        return order[at]
+
+    def read(self, roi: str | Sequence[str] | None = None, mask: np.ndarray | None = None,
+             threads: int | None = None) -> np.ndarray:
+        """All trials of the whole export, of ROIs or of masked voxels, columns in brain-voxel order.
+
+        The result equals ``np.concatenate([sub.get_betas(s, roi=roi, mask=mask) for s in sessions])``.
 
         Parameters
         ----------
         roi : str or list of str, optional
-            Stored ROI name(s); ``None`` reads every column.
+            Stored ROI name(s); ``None`` (and no ``mask``) reads every column.
+        mask : numpy.ndarray, optional
+            ``(n_voxels,)`` boolean array over brain-mask voxels, as for
+            ``get_betas``. Exclusive with ``roi``.
         threads : int, optional
             Chunk-reading threads (default: the CPUs, at most 4).
 
@@ -569,9 +618,18 @@ class ZarrExport:
         -------
         numpy.ndarray
             ``(n_trials, n_selected)`` C-contiguous float32.
+
+        Raises
+        ------
+        ValueError
+            If both ``roi`` and ``mask`` are given, or for a bad ``mask``.
         """
-        if roi is None:
-            pos = np.argsort(self.voxel_index, kind="stable").astype(np.int64)
+        if roi is not None and mask is not None:
+            raise ValueError("Pass either roi or mask, not both.")
+        if mask is not None:
+            pos = self.mask_columns(mask)
+        elif roi is None:
+            pos = self._brain_order()
         else:
             pos = self.roi_columns(roi)
         return self.read_columns(pos, threads=threads)
@@ -636,7 +694,7 @@ class ZarrExport:
                             block = files.decode(fds[i], plan.chunk, view)
                         else:
                             block = files.read_rows(fds[i], plan.chunk, first, view)
-                        _place(out[first:stop], block, plan)
+                        place_columns(out[first:stop], block, plan)
 
             n_threads = min(n_threads, len(jobs))
             if n_threads == 1:
@@ -731,6 +789,8 @@ def open_export(path: str | os.PathLike[str]) -> ZarrExport:
 
 
 __all__ = [
+    "CODECS",
+    "DEFAULT_CODEC",
     "MIN_CHUNK_VOXELS",
     "TARGET_CHUNK_BYTES",
     "ExportPlan",
