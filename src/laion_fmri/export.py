@@ -81,7 +81,7 @@ DEFAULT_CODEC = "none"
 READ_THREADS = min(4, os.cpu_count() or 1)
 #: Bytes per read of a raw chunk: rows are read in blocks of about this size,
 #: each thread filling its own rows of the output (cache-friendly, no shared pages).
-READ_BLOCK_BYTES = 256 * 1024
+READ_BLOCK_BYTES = 2**20
 PARTIAL_SUFFIX = ".partial"
 
 
