@@ -181,6 +181,12 @@ def test_layout_reads_equal_get_betas_for_rois_masks_and_columns(downloaded: Pat
     cols = rng.permutation(expected.shape[1])[:500]
     np.testing.assert_array_equal(ex.read_columns(cols), whole[:, cols])
     np.testing.assert_array_equal(ex.read_columns(cols, threads=1), whole[:, cols])
+    # Every column shuffled: each chunk is gathered, straight into the result ...
+    shuffled = rng.permutation(expected.shape[1])
+    np.testing.assert_array_equal(ex.read_columns(shuffled), whole[:, shuffled])
+    # ... and slice-copied runs mixed with gathered chunks.
+    mixed = np.concatenate([np.arange(40), 40 + rng.permutation(expected.shape[1] - 40)[:300]])
+    np.testing.assert_array_equal(ex.read_columns(mixed, threads=2), whole[:, mixed])
     run = np.arange(3, expected.shape[1] - 5)  # one long run across every chunk
     np.testing.assert_array_equal(ex.read_columns(run, threads=3), whole[:, run])
     np.testing.assert_array_equal(ex.read(threads=1), expected)

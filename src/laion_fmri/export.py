@@ -36,6 +36,7 @@ half-written ``OUT``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import os
@@ -53,6 +54,7 @@ from laion_fmri._export_layout import (
     BRICK,
     MIN_CHUNK_VOXELS,
     TARGET_CHUNK_BYTES,
+    ChunkCopy,
     chunk_voxels,
     column_passes,
     place_columns,
@@ -82,6 +84,8 @@ READ_THREADS = min(4, os.cpu_count() or 1)
 #: Bytes per read of a raw chunk: rows are read in blocks of about this size,
 #: each thread filling its own rows of the output (cache-friendly, no shared pages).
 READ_BLOCK_BYTES = 2**20
+#: Bytes of chunk rows staged per thread for a gather (scattered columns).
+STAGE_BYTES = 32 * 2**20
 PARTIAL_SUFFIX = ".partial"
 
 
@@ -462,6 +466,74 @@ def _read_vector(folder: Path) -> np.ndarray:
     return np.asarray(_zarr().open_array(str(folder), mode="r")[:]).astype(np.int64)
 
 
+def _blosc_jobs(files: _ChunkFiles, plans: list[ChunkCopy], fds: list[int | None],
+                out: np.ndarray) -> list[Callable[[], None]]:
+    """One job per blosc chunk: decode it whole, copy its columns into ``out``."""
+    local = threading.local()
+
+    def job(i: int) -> None:
+        buf = getattr(local, "buf", None)
+        if buf is None:
+            buf = local.buf = np.empty((out.shape[0], files.width), dtype=np.float32)
+        place_columns(out, files.decode(fds[i], plans[i].chunk, buf), plans[i])
+
+    return [functools.partial(job, i) for i in range(len(plans))]
+
+
+def _raw_jobs(files: _ChunkFiles, plans: list[ChunkCopy], fds: list[int | None],
+              out: np.ndarray) -> list[Callable[[], None]]:
+    """Jobs over blocks of rows, each filling its own rows of ``out`` from raw chunks.
+
+    Chunks whose columns are a few runs (an ROI) are read block by block and
+    copied as slices. The other chunks (scattered columns, e.g. a whole-brain
+    read back in brain order) are staged side by side for a block of rows and
+    gathered with one ``numpy.take`` per block instead of a gather and a
+    scatter per chunk.
+    """
+    n_rows, width = out.shape[0], files.width
+    sliced = [i for i, plan in enumerate(plans) if plan.runs]
+    staged = [i for i, plan in enumerate(plans) if not plan.runs]
+    local = threading.local()
+
+    def buffer(name: str, shape: tuple[int, int]) -> np.ndarray:
+        buf = getattr(local, name, None)
+        if buf is None or buf.size < shape[0] * shape[1]:
+            buf = np.empty(shape[0] * shape[1], dtype=np.float32)
+            setattr(local, name, buf)
+        return buf[: shape[0] * shape[1]].reshape(shape)
+
+    def copy_slices(first: int, stop: int) -> None:
+        buf = buffer("rows", (stop - first, width))
+        for i in sliced:
+            place_columns(out[first:stop], files.read_rows(fds[i], plans[i].chunk, first, buf), plans[i])
+
+    jobs: list[Callable[[], None]] = []
+    if sliced:
+        rows = max(1, min(n_rows, READ_BLOCK_BYTES // (4 * width)))
+        jobs += [functools.partial(copy_slices, r, min(r + rows, n_rows)) for r in range(0, n_rows, rows)]
+    if staged:
+        targets = np.concatenate([plans[i].out_pos for i in staged])
+        sources = np.concatenate([slot * width + plans[i].chunk_pos for slot, i in enumerate(staged)])
+        order = np.argsort(targets, kind="stable")
+        targets, sources = targets[order], sources[order]
+        every = targets.size == out.shape[1]  # all columns staged: take straight into out
+
+        def gather(first: int, stop: int) -> None:
+            stage = buffer("stage", (stop - first, len(staged) * width))
+            rows = buffer("rows", (stop - first, width))
+            for slot, i in enumerate(staged):
+                block = files.read_rows(fds[i], plans[i].chunk, first, rows)
+                stage[:, slot * width : (slot + 1) * width] = block
+            if every:
+                np.take(stage, sources, axis=1, out=out[first:stop])
+            else:
+                out[first:stop, targets] = np.take(stage, sources, axis=1)
+
+        rows = max(1, min(n_rows, STAGE_BYTES // (4 * width * len(staged))))
+        jobs += [functools.partial(gather, r, min(r + rows, n_rows)) for r in range(0, n_rows, rows)]
+    return jobs
+
+
 class ZarrExport:
     """An export opened with :func:`open_export`.
 
@@ -639,9 +711,10 @@ class ZarrExport:
 
         Raw chunks are read in blocks of rows (one ``pread`` per chunk and
         block, threads over the blocks, each filling its own rows of the
-        result); blosc chunks are decoded whole, threads over chunks. The
-        wanted columns are copied as slices where they are a few runs (an ROI
-        stored as one run of columns is pure slice copies), else gathered.
+        result): where a chunk's wanted columns are a few runs (an ROI stored
+        as one run of columns) they are slice copies, else the chunks are
+        staged side by side and gathered with one ``numpy.take`` per block.
+        Blosc chunks are decoded whole, threads over chunks.
 
         Parameters
         ----------
@@ -671,38 +744,16 @@ class ZarrExport:
             return self._read_columns_zarr(cols, out)
         files = self._chunks
         plans = plan_chunk_copies(cols, files.width)
-        n_threads = max(1, threads or READ_THREADS)
         fds = [files.open(plan.chunk) for plan in plans]
         try:
-            if files.blosc:  # whole chunks decoded, threads over chunks
-                jobs = [[(0, n_rows, [i])] for i in range(len(plans))]
-            else:  # rows split in blocks, threads over blocks: each fills its own rows of out
-                rows = max(1, min(n_rows, READ_BLOCK_BYTES // (4 * files.width)))
-                jobs = [[(r, min(r + rows, n_rows), range(len(plans)))] for r in range(0, n_rows, rows)]
-            local = threading.local()
-
-            def run(job: list[tuple[int, int, Sequence[int]]]) -> None:
-                for first, stop, which in job:
-                    shape = (stop - first, files.width)
-                    buf = getattr(local, "buf", None)
-                    if buf is None or buf.shape[0] < shape[0]:
-                        buf = local.buf = np.empty(shape, dtype=np.float32)
-                    view = buf[: shape[0]]
-                    for i in which:
-                        plan = plans[i]
-                        if files.blosc:
-                            block = files.decode(fds[i], plan.chunk, view)
-                        else:
-                            block = files.read_rows(fds[i], plan.chunk, first, view)
-                        place_columns(out[first:stop], block, plan)
-
-            n_threads = min(n_threads, len(jobs))
+            jobs = _blosc_jobs(files, plans, fds, out) if files.blosc else _raw_jobs(files, plans, fds, out)
+            n_threads = min(max(1, threads or READ_THREADS), len(jobs))
             if n_threads == 1:
                 for job in jobs:
-                    run(job)
+                    job()
             else:
                 with ThreadPoolExecutor(n_threads) as pool:
-                    for _ in pool.map(run, jobs):
+                    for _ in pool.map(lambda job: job(), jobs):
                         pass
         finally:
             for fd in fds:
