@@ -212,6 +212,13 @@ def test_blosc_exports_read_the_same_numbers(downloaded: Path, tmp_path: Path, c
     np.testing.assert_array_equal(ex.read(), _concat(sub, sessions))
     roi = sub.get_available_rois()[0]
     np.testing.assert_array_equal(ex.read(roi=roi), _concat(sub, sessions, roi=roi))
+    # A chunk that decodes to the wrong size is an error, never short data.
+    from numcodecs import blosc
+
+    wrong = blosc.compress(np.zeros(10, np.float32).tobytes(), b"lz4", 5)
+    (ex.path / "betas" / "c" / "0" / "0").write_bytes(wrong)
+    with pytest.raises(OSError, match="damaged, write it again"):
+        ex.read_columns(np.array([0]))
 
 
 @pytest.mark.parametrize("chunk_keys", [None, {"name": "v2", "separator": "."}])
@@ -244,6 +251,10 @@ def test_unknown_version_damaged_and_missing_chunks(downloaded: Path, tmp_path: 
     chunks[0].write_bytes(chunks[0].read_bytes()[:100])
     with pytest.raises(OSError, match="damaged, write it again"):
         ex.read_columns(np.array([0, 1]))
+    index = out / "voxel_index" / "c" / "0"
+    index.write_bytes(index.read_bytes()[:16])
+    with pytest.raises(OSError, match="damaged, write it again"):
+        open_export(out)
     meta = json.loads((out / "zarr.json").read_text())
     meta["attributes"]["laion_fmri_export"] = 99
     (out / "zarr.json").write_text(json.dumps(meta))

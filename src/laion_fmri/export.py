@@ -74,9 +74,10 @@ DEFAULT_MEMORY_LIMIT = 1 << 30
 #: for the rest, raw index arrays. Version 1 exports still read.
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-#: ``none`` stores raw float32 (betas are float noise: blosc saves ~5-10 % of
-#: the bytes but costs most of the read time); ``lz4`` / ``zstd`` are blosc
-#: with byte shuffle for data that does compress.
+#: ``none`` stores raw float32: betas are float noise, blosc with byte shuffle
+#: saves ~7 % (lz4) or ~15 % (zstd) of the bytes but makes an ROI read 3-5x
+#: slower (``benchmarks/results/export.json``); ``lz4`` / ``zstd`` when disk
+#: matters more.
 CODECS = ("none", "lz4", "zstd")
 DEFAULT_CODEC = "none"
 #: Threads reading chunk files in :meth:`ZarrExport.read_columns`.
@@ -431,7 +432,12 @@ class _ChunkFiles:
 
         with open(fd, "rb", buffering=0, closefd=False) as fh:
             fh.seek(0)
-            blosc.decompress(fh.read(), buf)
+            data = fh.read()
+        # Blosc header: bytes 4-7 hold the decoded size (little-endian uint32).
+        if len(data) < 16 or int.from_bytes(data[4:8], "little") != buf.nbytes:
+            raise OSError(f"{self.path(chunk)} does not decode to {self.shape[0]} x {self.width} "
+                          "float32; the export is damaged, write it again.")
+        blosc.decompress(data, buf)
         return buf
 
 
@@ -462,7 +468,10 @@ def _read_vector(folder: Path) -> np.ndarray:
         path = folder / "c" / "0"
         if not path.is_file():
             return np.full(n, meta.get("fill_value") or 0, dtype=np.int64)
-        return np.fromfile(path, dtype="<i8" if dtype == "int64" else "<i4", count=n).astype(np.int64)
+        values = np.fromfile(path, dtype="<i8" if dtype == "int64" else "<i4", count=n)
+        if values.size != n:
+            raise OSError(f"{path} holds {values.size} of {n} values; the export is damaged, write it again.")
+        return values.astype(np.int64)
     return np.asarray(_zarr().open_array(str(folder), mode="r")[:]).astype(np.int64)
 
 
