@@ -20,6 +20,46 @@ BRICK = 8
 MAX_SLICE_RUNS = 8
 
 
+@dataclass(frozen=True)
+class ExportPlan:
+    """What one export writes (decided before any data is read).
+
+    Attributes
+    ----------
+    subject : str
+        Canonical subject id.
+    sessions : list of str
+        Sessions in row order.
+    rows : list of int
+        Trials per session.
+    columns : numpy.ndarray
+        Brain-mask voxel index of every exported column (sorted).
+    chunk : int
+        Columns per chunk.
+
+    Examples
+    --------
+    >>> ExportPlan("sub-03", ["ses-01", "ses-02"], [4, 5], np.arange(3), 3).offsets
+    [0, 4]
+    """
+
+    subject: str
+    sessions: list[str]
+    rows: list[int]
+    columns: np.ndarray
+    chunk: int
+
+    @property
+    def n_trials(self) -> int:
+        """Rows of the exported array."""
+        return int(sum(self.rows))
+
+    @property
+    def offsets(self) -> list[int]:
+        """First row of each session."""
+        return [int(x) for x in np.concatenate([[0], np.cumsum(self.rows)[:-1]])] if self.rows else []
+
+
 def chunk_voxels(n_trials: int, n_voxels: int, target_bytes: int = TARGET_CHUNK_BYTES) -> int:
     """Columns per chunk: one ``(n_trials, block)`` float32 chunk of about ``target_bytes``.
 
@@ -238,6 +278,7 @@ __all__ = [
     "MIN_CHUNK_VOXELS",
     "TARGET_CHUNK_BYTES",
     "ChunkCopy",
+    "ExportPlan",
     "chunk_voxels",
     "column_passes",
     "place_columns",
