@@ -75,22 +75,19 @@ def _distinct_sessions(work: Path, n_trials: int, n_sessions: int) -> Path:
 
     Repeating one session would let the compressor find the repetition and
     flatter the zarr side. Everything but the betas comes from seed 0 (the
-    brain mask and ROIs do not depend on the seed). An existing data dir (and
-    its caches) is reused.
+    brain mask and ROIs do not depend on the seed). The data dir is rebuilt
+    (symlinks, no caches), so the ``export`` timing includes decoding.
     """
     from laion_fmri import layout
     from laion_fmri.sample import make_sample_dataset
 
-    data = work / f"export-{n_trials}x{n_sessions}"
-    done = work / f"{data.name}.complete"
-    if done.is_file():
-        return data
     seeds = []
     for seed in range(n_sessions):
         root = work / "seeds" / f"fullgrid-{n_trials}-seed{seed}"
         if not (root / "participants.tsv").is_file():
             make_sample_dataset(root, scale="full-grid", n_trials=n_trials, seed=seed)
         seeds.append(root)
+    data = work / f"export-{n_trials}x{n_sessions}"
     if data.exists():
         shutil.rmtree(data)
     for path in seeds[0].rglob("*"):
@@ -109,19 +106,15 @@ def _distinct_sessions(work: Path, n_trials: int, n_sessions: int) -> Path:
             (data / rel).parent.mkdir(parents=True, exist_ok=True)
             (data / rel).symlink_to(path)
     (data / ".laion_fmri").mkdir(exist_ok=True)
-    done.write_text("")
     return data
 
 
 def _realistic(data: Path, n_voxels: int) -> Path:
-    """A copy of ``data`` (symlinks) whose brain mask is dilated to about ``n_voxels`` voxels."""
+    """A copy of ``data`` (symlinks, no caches) whose brain mask is dilated to about ``n_voxels`` voxels."""
     import nibabel as nib
     import numpy as np
 
     out = data.with_name(f"{data.name}-brain{n_voxels // 1000}k")
-    done = out.with_name(f"{out.name}.complete")
-    if done.is_file():
-        return out
     if out.exists():
         shutil.rmtree(out)
     for path in data.rglob("*"):
@@ -147,7 +140,6 @@ def _realistic(data: Path, n_voxels: int) -> Path:
         else:
             (out / rel).symlink_to(path.resolve())
     (out / ".laion_fmri").mkdir(exist_ok=True)
-    done.write_text("")
     return out
 
 
