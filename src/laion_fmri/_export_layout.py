@@ -117,6 +117,34 @@ def column_passes(n_voxels: int, chunk: int, n_trials: int, memory_limit: int) -
     return [(start, min(start + per_pass, n_voxels)) for start in range(0, n_voxels, per_pass)]
 
 
+def morton_code(cells: np.ndarray, bits: int = 21) -> np.ndarray:
+    """Morton (Z-curve) code of non-negative 3-D integer cells: neighbours get near codes.
+
+    Parameters
+    ----------
+    cells : numpy.ndarray
+        ``(n, 3)`` non-negative integers below ``2**bits``.
+    bits : int
+        Bits per axis (21 fills an int64).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)`` int64.
+
+    Examples
+    --------
+    >>> morton_code(np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 1]])).tolist()
+    [0, 4, 2, 1, 7]
+    """
+    cells = np.asarray(cells, dtype=np.int64).reshape(-1, 3)
+    code = np.zeros(cells.shape[0], dtype=np.int64)
+    for bit in range(bits):
+        for axis in range(3):
+            code |= ((cells[:, axis] >> bit) & 1) << (3 * bit + 2 - axis)
+    return code
+
+
 def roi_major_order(
     columns: np.ndarray, members: dict[str, np.ndarray], grid_index: np.ndarray | None = None,
     brick: int = BRICK,
@@ -128,7 +156,8 @@ def roi_major_order(
     brain-voxel order (read with slice copies, no gather); a smaller
     overlapping ROI is split between its own run and its neighbours'. Within
     an ROI the brain-voxel order is kept. The voxels in no ROI follow in
-    spatial bricks of ``brick``^3 grid voxels (brain order inside a brick)
+    spatial bricks of ``brick``^3 grid voxels, bricks in Morton (Z-curve) order
+    and brain order inside a brick
     when ``grid_index`` is given, so any compact region reads few chunks.
 
     Parameters
@@ -165,10 +194,7 @@ def roi_major_order(
     if grid_index is None:
         bricks = np.zeros(columns.size, dtype=np.int64)
     else:
-        cell = np.asarray(grid_index, dtype=np.int64) // brick
-        bricks = np.ravel_multi_index(tuple(cell.T), tuple(cell.max(axis=0) + 1)) if cell.size else (
-            np.zeros(columns.size, dtype=np.int64))
-        bricks = np.where(group == rest, bricks, 0)
+        bricks = np.where(group == rest, morton_code(np.asarray(grid_index, dtype=np.int64) // brick), 0)
     return np.lexsort((columns, bricks, group)).astype(np.int64)
 
 
@@ -281,6 +307,7 @@ __all__ = [
     "ExportPlan",
     "chunk_voxels",
     "column_passes",
+    "morton_code",
     "place_columns",
     "plan_chunk_copies",
     "roi_major_order",
