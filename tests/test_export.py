@@ -254,7 +254,7 @@ def test_unknown_version_damaged_and_missing_chunks(downloaded: Path, tmp_path: 
     index = out / "voxel_index" / "c" / "0"
     index.write_bytes(index.read_bytes()[:16])
     with pytest.raises(OSError, match="damaged, write it again"):
-        open_export(out)
+        open_export(out).voxel_index  # noqa: B018 - read on first use
     meta = json.loads((out / "zarr.json").read_text())
     meta["attributes"]["laion_fmri_export"] = 99
     (out / "zarr.json").write_text(json.dumps(meta))

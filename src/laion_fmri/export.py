@@ -21,17 +21,13 @@
 * group attributes: subject, sessions and their row offsets, the voxel
   selection, codec, grid shape and affine.
 
-:func:`open_export` reads the chunk files directly (JSON metadata, one
-``pread`` per chunk and block of rows, threads over row blocks), without
-importing zarr; any reader of zarr v3 sees an ordinary group.
+:func:`open_export` reads the chunk files directly (``_export_chunks``, no
+zarr import); any zarr v3 reader sees an ordinary group.
 
-Everything is read through the public :class:`~laion_fmri.subject.Subject`
-API, one session at a time: the first pass fills the betas cache (one session
-in memory), the second reads column blocks of every session through the
-cache and writes each chunk exactly once, so memory stays at
-``memory_limit`` plus one session. The group is built in ``OUT.partial`` and
-renamed into place at the end: an interrupted export never leaves a
-half-written ``OUT``.
+Writing goes through the public :class:`~laion_fmri.subject.Subject` API, one
+session at a time: pass 1 fills the betas cache, pass 2 reads column blocks
+of every session from it and writes each chunk once (memory: ``memory_limit``
+plus one session), in ``OUT.partial``, renamed into place at the end.
 """
 
 from __future__ import annotations
@@ -323,8 +319,9 @@ class ZarrExport:
     ----------
     path : Path
         The group folder.
-    voxel_index : numpy.ndarray
-        Brain-mask voxel of each column.
+    voxel_index : numpy.ndarray or None
+        Brain-mask voxel of each column; ``None`` reads it when first needed
+        (a single stored ROI is read without it).
     attrs : dict
         Group attributes.
 
@@ -332,8 +329,6 @@ class ZarrExport:
     ----------
     path : Path
         The group folder.
-    voxel_index : numpy.ndarray
-        Brain-mask voxel of each column.
     attrs : dict
         Group attributes (subject, sessions, offsets, selection, grid, affine).
 
@@ -343,13 +338,20 @@ class ZarrExport:
     (31320, 4980)
     """
 
-    def __init__(self, path: Path, voxel_index: np.ndarray, attrs: dict[str, Any]) -> None:
+    def __init__(self, path: Path, voxel_index: np.ndarray | None, attrs: dict[str, Any]) -> None:
         self.path = Path(path)
-        self.voxel_index = voxel_index
+        self._voxel_index = voxel_index
         self.attrs = attrs
         self._chunks = ChunkFiles.from_metadata(self.path / "betas")
         self._betas: Any = None
         self._order: np.ndarray | None = None
+
+    @property
+    def voxel_index(self) -> np.ndarray:
+        """``(n_voxels,)`` int64: the brain-mask voxel (column of ``get_betas``) of each column."""
+        if self._voxel_index is None:
+            self._voxel_index = read_vector(self.path / "voxel_index")
+        return self._voxel_index
 
     @property
     def betas(self) -> Any:
@@ -579,7 +581,7 @@ def open_export(path: str | os.PathLike[str]) -> ZarrExport:
             f"{path} is a zarr group but not a laion-fmri export this version reads (version "
             f"{json.dumps(version)}); export it again with `laion-fmri export`."
         )
-    return ZarrExport(path, read_vector(path / "voxel_index"), attrs)
+    return ZarrExport(path, None, attrs)
 
 
 __all__ = [
