@@ -3,11 +3,14 @@
 :func:`export_zarr` writes a zarr (v3) group holding
 
 * ``betas``: ``(n_trials, n_voxels)`` float32, chunked ``(n_trials, block)``
-  so a set of columns over *every* trial is a few chunk reads; blosc (zstd
-  or lz4) with byte shuffle. Columns are **ROI-major**: the voxels of each
-  ROI (in name order) sit next to each other, then the voxels in no ROI, so
-  reading an ROI decompresses little more than the ROI itself (in brain
-  order an ROI is hundreds of short runs spread over the whole array);
+  so a set of columns over *every* trial is a few chunk reads. Raw float32 by
+  default (betas are float noise: blosc zstd saves ~15 %, lz4 ~7 %, at 3-5x
+  the read time), blosc lz4/zstd with byte shuffle on request. Columns are
+  **ROI-major**: the voxels of each ROI (in name order) sit next to each
+  other in brain-voxel order, a voxel of several ROIs with the largest of
+  them, so reading a (large) ROI is slice copies of one run of columns; the
+  voxels in no ROI follow in spatial bricks, so a compact region that is no
+  ROI still touches few chunks;
 * ``voxel_index``: ``(n_voxels,)`` int64, the brain-mask voxel (column of
   ``get_betas``) each exported column is;
 * ``rois/<name>``: int64 positions in the exported columns of every ROI on
@@ -16,15 +19,15 @@
 * ``trials.tsv``: the trial table, row ``i`` describing betas row ``i``
   (sessions in order, with ``session_trial``);
 * group attributes: subject, sessions and their row offsets, the voxel
-  selection, grid shape and affine.
+  selection, codec, grid shape and affine.
 
-Everything is read through the public :class:`~laion_fmri.subject.Subject`
-API, one session at a time: the first pass fills the betas cache (one session
-in memory), the second reads column blocks of every session through the
-cache and writes each chunk exactly once, so memory stays at
-``memory_limit`` plus one session. The group is built in ``OUT.partial`` and
-renamed into place at the end: an interrupted export never leaves a
-half-written ``OUT``.
+:func:`open_export` reads the chunk files directly (``_export_chunks``, no
+zarr import); any zarr v3 reader sees an ordinary group.
+
+Writing goes through the public :class:`~laion_fmri.subject.Subject` API, one
+session at a time: pass 1 fills the betas cache, pass 2 reads column blocks
+of every session from it and writes each chunk once (memory: ``memory_limit``
+plus one session), in ``OUT.partial``, renamed into place at the end.
 """
 
 from __future__ import annotations
@@ -34,20 +37,21 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from laion_fmri._export_chunks import ChunkFiles, load_zarr, read_columns, read_columns_zarr, read_vector
 from laion_fmri._export_layout import (
+    BRICK,
     MIN_CHUNK_VOXELS,
     TARGET_CHUNK_BYTES,
+    ExportPlan,
     chunk_voxels,
     column_passes,
     roi_major_order,
 )
-from laion_fmri.errors import MissingDependencyError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -56,19 +60,17 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Default memory for one block of columns over all trials.
 DEFAULT_MEMORY_LIMIT = 1 << 30
-FORMAT_VERSION = 1
-#: Blosc inner codecs offered (both with byte shuffle): zstd packs float noise
-#: a little tighter, lz4 decodes several times faster.
-CODECS = ("zstd", "lz4")
+#: Version 2: uncompressed by default, largest-ROI-first column order, bricks
+#: for the rest, raw index arrays. Version 1 exports still read.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+#: ``none`` stores raw float32: betas are float noise, blosc with byte shuffle
+#: saves ~7 % (lz4) or ~15 % (zstd) of the bytes but makes an ROI read 3-5x
+#: slower (``benchmarks/results/export.json``); ``lz4`` / ``zstd`` when disk
+#: matters more.
+CODECS = ("none", "lz4", "zstd")
+DEFAULT_CODEC = "none"
 PARTIAL_SUFFIX = ".partial"
-
-
-def _zarr() -> Any:
-    try:
-        import zarr
-    except ImportError as exc:
-        raise MissingDependencyError("zarr", "zarr") from exc
-    return zarr
 
 
 def mask_source_kwargs(func: Callable[..., Any], mask_source: str | None) -> dict[str, Any]:
@@ -115,46 +117,6 @@ def mask_source_kwargs(func: Callable[..., Any], mask_source: str | None) -> dic
     return {"mask_source": mask_source}
 
 
-@dataclass(frozen=True)
-class ExportPlan:
-    """What one export writes (decided before any data is read).
-
-    Attributes
-    ----------
-    subject : str
-        Canonical subject id.
-    sessions : list of str
-        Sessions in row order.
-    rows : list of int
-        Trials per session.
-    columns : numpy.ndarray
-        Brain-mask voxel index of every exported column (sorted).
-    chunk : int
-        Columns per chunk.
-
-    Examples
-    --------
-    >>> ExportPlan("sub-03", ["ses-01", "ses-02"], [4, 5], np.arange(3), 3).offsets
-    [0, 4]
-    """
-
-    subject: str
-    sessions: list[str]
-    rows: list[int]
-    columns: np.ndarray
-    chunk: int
-
-    @property
-    def n_trials(self) -> int:
-        """Rows of the exported array."""
-        return int(sum(self.rows))
-
-    @property
-    def offsets(self) -> list[int]:
-        """First row of each session."""
-        return [int(x) for x in np.concatenate([[0], np.cumsum(self.rows)[:-1]])] if self.rows else []
-
-
 def _plan(
     sub: Subject, sessions: list[str], roi: str | Sequence[str] | None, mask_source: str | None,
     target_chunk_bytes: int,
@@ -197,6 +159,20 @@ def _roi_members(sub: Subject, columns: np.ndarray, mask_source: str | None) -> 
     return out
 
 
+def _grid_index(sub: Subject, columns: np.ndarray, mask_source: str | None) -> np.ndarray:
+    """``(len(columns), 3)`` grid coordinates of brain-mask voxels ``columns``."""
+    brain = sub.get_brain_mask(**({"source": mask_source} if mask_source else {}))
+    flat = np.flatnonzero(brain)[columns]
+    return np.column_stack(np.unravel_index(flat, tuple(sub.grid_shape))).astype(np.int64)
+
+
+def _write_vector(group: Any, name: str, values: np.ndarray) -> None:
+    """A 1-D int64 array as one raw chunk (read back without zarr by :func:`_read_vector`)."""
+    values = np.ascontiguousarray(values, dtype=np.int64)
+    group.create_array(name, data=values, chunks=(max(1, values.size),), compressors=None,
+                       fill_value=-1)
+
+
 def export_zarr(
     sub: Subject,
     out: str | os.PathLike[str],
@@ -206,7 +182,7 @@ def export_zarr(
     mask_source: str | None = None,
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
     target_chunk_bytes: int = TARGET_CHUNK_BYTES,
-    codec: str = "zstd",
+    codec: str = DEFAULT_CODEC,
     overwrite: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> Path:
@@ -229,8 +205,9 @@ def export_zarr(
         during the cache pass).
     target_chunk_bytes : int
         Uncompressed bytes per chunk (all trials x a block of voxels).
-    codec : {"zstd", "lz4"}
-        Blosc inner codec (byte shuffle in both cases).
+    codec : {"none", "lz4", "zstd"}
+        ``"none"`` (default): raw float32, fastest to read; ``"lz4"`` /
+        ``"zstd"``: blosc with byte shuffle (a few % smaller for betas).
     overwrite : bool
         Replace an existing ``out``.
     progress : callable, optional
@@ -255,7 +232,7 @@ def export_zarr(
     >>> export_zarr(load_subject("sub-03"), "sub-03.zarr", roi="face")  # doctest: +SKIP
     PosixPath('sub-03.zarr')
     """
-    zarr = _zarr()
+    zarr = load_zarr()
     from zarr.codecs import BloscCodec, BloscShuffle
 
     if codec not in CODECS:
@@ -275,20 +252,20 @@ def export_zarr(
     partial.parent.mkdir(parents=True, exist_ok=True)
     try:
         group = zarr.open_group(str(partial), mode="w", zarr_format=3)
+        compressors = None if codec == "none" else BloscCodec(
+            cname=codec, clevel=3 if codec == "zstd" else 5, shuffle=BloscShuffle.shuffle)
         betas = group.create_array(
             "betas", shape=(plan.n_trials, plan.columns.size), dtype="float32",
-            chunks=(plan.n_trials, plan.chunk), fill_value=np.float32("nan"),
-            compressors=BloscCodec(cname=codec, clevel=3 if codec == "zstd" else 5,
-                                   shuffle=BloscShuffle.shuffle),
+            chunks=(plan.n_trials, plan.chunk), fill_value=np.float32("nan"), compressors=compressors,
         )
         members = _roi_members(sub, plan.columns, mask_source)
-        order = roi_major_order(plan.columns, members)
+        order = roi_major_order(plan.columns, members, _grid_index(sub, plan.columns, mask_source))
         columns = plan.columns[order]  # brain voxel of each exported column
         position = np.empty_like(order)
         position[order] = np.arange(order.size)  # exported column of each plan column
-        group.create_array("voxel_index", data=columns)
+        _write_vector(group, "voxel_index", columns)
         for name, member in members.items():
-            group.create_array(f"rois/{name}", data=position[np.flatnonzero(member)])
+            _write_vector(group, f"rois/{name}", position[np.flatnonzero(member)])
         # Pass 1: every session decoded once (fills the cache), one session in memory.
         for s in sessions:
             sub.get_betas(session=s, **betas_kwargs)
@@ -310,13 +287,16 @@ def export_zarr(
         _trial_table(trials).to_csv(partial / "trials.tsv", sep="\t")
         group.attrs.update({
             "laion_fmri_export": FORMAT_VERSION,
-            "column_order": "roi-major",
+            "column_order": "roi-major (largest ROI first), bricks of "
+                            f"{BRICK} for the rest",
+            "codec": codec,
             "subject": plan.subject,
             "sessions": sessions,
             "session_rows": plan.rows,
             "session_offsets": offsets,
             "roi": roi if roi is None or isinstance(roi, str) else list(roi),
             "mask_source": mask_source,
+            "n_brain_voxels": int(n_brain),
             "grid_shape": list(sub.grid_shape),
             "affine": np.asarray(sub.affine).tolist(),
         })
@@ -329,18 +309,26 @@ def export_zarr(
     return out
 
 
-@dataclass
 class ZarrExport:
     """An export opened with :func:`open_export`.
+
+    Reads go straight to the chunk files (no zarr import, chunks decoded by a
+    few threads); :attr:`betas` opens the array with zarr for anything else.
+
+    Parameters
+    ----------
+    path : Path
+        The group folder.
+    voxel_index : numpy.ndarray or None
+        Brain-mask voxel of each column; ``None`` reads it when first needed
+        (a single stored ROI is read without it).
+    attrs : dict
+        Group attributes.
 
     Attributes
     ----------
     path : Path
         The group folder.
-    betas : zarr.Array
-        ``(n_trials, n_voxels)`` float32, read lazily.
-    voxel_index : numpy.ndarray
-        Brain-mask voxel of each column.
     attrs : dict
         Group attributes (subject, sessions, offsets, selection, grid, affine).
 
@@ -350,16 +338,42 @@ class ZarrExport:
     (31320, 4980)
     """
 
-    path: Path
-    betas: Any
-    voxel_index: np.ndarray
-    attrs: dict[str, Any]
+    def __init__(self, path: Path, voxel_index: np.ndarray | None, attrs: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self._voxel_index = voxel_index
+        self.attrs = attrs
+        self._chunks = ChunkFiles.from_metadata(self.path / "betas")
+        self._betas: Any = None
+        self._order: np.ndarray | None = None
+
+    @property
+    def voxel_index(self) -> np.ndarray:
+        """``(n_voxels,)`` int64: the brain-mask voxel (column of ``get_betas``) of each column."""
+        if self._voxel_index is None:
+            self._voxel_index = read_vector(self.path / "voxel_index")
+        return self._voxel_index
+
+    @property
+    def betas(self) -> Any:
+        """``(n_trials, n_voxels)`` float32 zarr array, read lazily (opened on first use)."""
+        if self._betas is None:
+            self._betas = load_zarr().open_array(str(self.path / "betas"), mode="r")
+        return self._betas
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n_trials, n_voxels)`` of :attr:`betas`."""
+        if self._chunks is not None:
+            return self._chunks.shape
+        return tuple(self.betas.shape)  # type: ignore[return-value]
 
     @property
     def rois(self) -> list[str]:
         """ROIs whose column positions are stored, sorted."""
-        group = _zarr().open_group(str(self.path), mode="r")
-        return sorted(group["rois"].array_keys()) if "rois" in group else []
+        folder = self.path / "rois"
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if (p / "zarr.json").is_file())
 
     def roi_columns(self, roi: str | Sequence[str]) -> np.ndarray:
         """Column positions of an ROI (or the union of a list of ROIs), in brain-voxel order.
@@ -380,49 +394,115 @@ class ZarrExport:
             For an ROI that is not stored (the message lists those that are).
         """
         names = [roi] if isinstance(roi, str) else list(roi)
-        group = _zarr().open_group(str(self.path), mode="r")
-        stored = sorted(group["rois"].array_keys()) if "rois" in group else []
-        missing = [n for n in names if n not in stored]
+        missing = [n for n in names if not (self.path / "rois" / n / "zarr.json").is_file()]
         if missing:
             raise KeyError(
                 f"ROI {', '.join(missing)} is not stored in {self.path}; "
-                f"stored: {', '.join(stored) or 'none'}."
+                f"stored: {', '.join(self.rois) or 'none'}."
             )
-        pos = np.unique(np.concatenate([np.asarray(group[f"rois/{n}"][:]) for n in names]))
+        parts = [read_vector(self.path / "rois" / n) for n in names]
+        if len(parts) == 1:  # stored in brain-voxel order already
+            return parts[0]
+        pos = np.unique(np.concatenate(parts))
         return pos[np.argsort(self.voxel_index[pos], kind="stable")].astype(np.int64)
 
-    def read(self, roi: str | Sequence[str] | None = None) -> np.ndarray:
-        """All trials of the whole export or of ROIs, columns in brain-voxel order.
+    def _brain_order(self) -> np.ndarray:
+        """Column positions sorted by brain voxel (cached)."""
+        if self._order is None:
+            self._order = np.argsort(self.voxel_index, kind="stable").astype(np.int64)
+        return self._order
 
-        The result equals ``np.concatenate([sub.get_betas(s, roi=roi) for s in sessions])``.
+    def mask_columns(self, mask: np.ndarray) -> np.ndarray:
+        """Column positions of the brain-mask voxels selected by ``mask``, in brain-voxel order.
+
+        Parameters
+        ----------
+        mask : numpy.ndarray
+            ``(n_voxels,)`` boolean array over brain-mask voxels (length
+            ``get_n_voxels()`` of the exported subject and mask source).
+
+        Returns
+        -------
+        numpy.ndarray
+            int64 positions into the columns of :attr:`betas`.
+
+        Raises
+        ------
+        ValueError
+            For a mask of the wrong length or dtype, or one selecting voxels
+            that are not in this export.
+        """
+        sel = np.asarray(mask)
+        n_brain = self.attrs.get("n_brain_voxels")
+        if sel.dtype != bool or sel.ndim != 1 or (n_brain is not None and sel.size != n_brain):
+            raise ValueError(
+                f"mask must be a 1-D boolean array over the {n_brain or 'brain-mask'} voxels of "
+                f"{self.attrs.get('subject')}, got {sel.dtype} of shape {sel.shape}."
+            )
+        voxels = np.flatnonzero(sel)
+        order = self._brain_order()
+        exported = self.voxel_index[order]
+        at = np.minimum(np.searchsorted(exported, voxels), max(0, exported.size - 1))
+        missing = exported[at] != voxels if exported.size else np.ones(voxels.size, bool)
+        if missing.any():
+            raise ValueError(
+                f"mask selects {int(missing.sum())} voxels that are not in {self.path} (exported "
+                f"selection: roi={self.attrs.get('roi')!r}); export them or narrow the mask."
+            )
+        return order[at]
+
+    def read(self, roi: str | Sequence[str] | None = None, mask: np.ndarray | None = None,
+             threads: int | None = None) -> np.ndarray:
+        """All trials of the whole export, of ROIs or of masked voxels, columns in brain-voxel order.
+
+        The result equals ``np.concatenate([sub.get_betas(s, roi=roi, mask=mask) for s in sessions])``.
 
         Parameters
         ----------
         roi : str or list of str, optional
-            Stored ROI name(s); ``None`` reads every column.
+            Stored ROI name(s); ``None`` (and no ``mask``) reads every column.
+        mask : numpy.ndarray, optional
+            ``(n_voxels,)`` boolean array over brain-mask voxels, as for
+            ``get_betas``. Exclusive with ``roi``.
+        threads : int, optional
+            Chunk-reading threads (default: the CPUs, at most 4).
 
         Returns
         -------
         numpy.ndarray
             ``(n_trials, n_selected)`` C-contiguous float32.
+
+        Raises
+        ------
+        ValueError
+            If both ``roi`` and ``mask`` are given, or for a bad ``mask``.
         """
-        if roi is None:
-            pos = np.argsort(self.voxel_index, kind="stable").astype(np.int64)
+        if roi is not None and mask is not None:
+            raise ValueError("Pass either roi or mask, not both.")
+        if mask is not None:
+            pos = self.mask_columns(mask)
+        elif roi is None:
+            pos = self._brain_order()
         else:
             pos = self.roi_columns(roi)
-        return self.read_columns(pos)
+        return self.read_columns(pos, threads=threads)
 
-    def read_columns(self, columns: np.ndarray) -> np.ndarray:
+    def read_columns(self, columns: np.ndarray, threads: int | None = None) -> np.ndarray:
         """All trials of the given columns, in the given order; each touched chunk is read once.
 
-        Each run of neighbouring touched chunks is read as one slice, and one
-        ``numpy.take`` puts the wanted columns in place (faster than zarr's
-        orthogonal indexing, which handles scattered columns chunk by chunk).
+        Raw chunks are read in blocks of rows (one ``pread`` per chunk and
+        block, threads over the blocks, each filling its own rows of the
+        result): where a chunk's wanted columns are a few runs (an ROI stored
+        as one run of columns) they are slice copies, else the chunks are
+        staged side by side and gathered with one ``numpy.take`` per block.
+        Blosc chunks are decoded whole, threads over chunks.
 
         Parameters
         ----------
         columns : numpy.ndarray
             int positions into the columns of :attr:`betas`, any order.
+        threads : int, optional
+            Chunk-reading threads (default: the CPUs, at most 4).
 
         Returns
         -------
@@ -435,27 +515,15 @@ class ZarrExport:
             For a position outside the array.
         """
         cols = np.asarray(columns, dtype=np.int64).ravel()
-        n_rows, n_cols = self.betas.shape
+        n_rows, n_cols = self.shape
         out = np.empty((n_rows, cols.size), dtype=np.float32)
         if cols.size == 0:
             return out
         if cols.min() < 0 or cols.max() >= n_cols:
             raise IndexError(f"column positions must lie within 0..{n_cols - 1}.")
-        width = self.betas.chunks[1]
-        touched = np.unique(cols // width)
-        runs = np.split(touched, np.flatnonzero(np.diff(touched) > 1) + 1)
-        local = np.empty_like(cols)
-        blocks, base = [], 0
-        for run in runs:
-            first, last = int(run[0]) * width, min(int(run[-1] + 1) * width, n_cols)
-            blocks.append(self.betas[:, first:last])
-            inside = (cols >= first) & (cols < last)
-            local[inside] = cols[inside] - first + base
-            base += last - first
-        block = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
-        del blocks
-        np.take(block, local, axis=1, out=out)
-        return out
+        if self._chunks is None:
+            return read_columns_zarr(self.betas, cols, out)
+        return read_columns(self._chunks, cols, out, threads)
 
     def trials(self) -> pd.DataFrame:
         """The trial table, row ``i`` describing betas row ``i``.
@@ -475,6 +543,9 @@ class ZarrExport:
 def open_export(path: str | os.PathLike[str]) -> ZarrExport:
     """Open a folder written by :func:`export_zarr`.
 
+    Reads the group's JSON and the voxel index only (zarr itself is imported
+    when :attr:`ZarrExport.betas` is used or the layout needs it).
+
     Parameters
     ----------
     path : str or os.PathLike
@@ -487,9 +558,8 @@ def open_export(path: str | os.PathLike[str]) -> ZarrExport:
     Raises
     ------
     FileNotFoundError
-        If ``path`` is not an export (or the export was interrupted).
-    MissingDependencyError
-        Without ``zarr``.
+        If ``path`` is not an export (or the export was interrupted, or was
+        written by a newer version).
 
     Examples
     --------
@@ -497,7 +567,6 @@ def open_export(path: str | os.PathLike[str]) -> ZarrExport:
     >>> ex.read(roi="FFA1").shape  # doctest: +SKIP
     (31320, 4980)
     """
-    zarr = _zarr()
     path = Path(path)
     meta = path / "zarr.json"
     if not meta.is_file():
@@ -505,17 +574,19 @@ def open_export(path: str | os.PathLike[str]) -> ZarrExport:
             f"{path} is not a laion-fmri zarr export (no zarr.json); write one with "
             "`laion-fmri export --subject S --format zarr OUT`."
         )
-    group = zarr.open_group(str(path), mode="r")
-    attrs = dict(group.attrs)
-    if attrs.get("laion_fmri_export") != FORMAT_VERSION:
+    attrs = dict(json.loads(meta.read_text()).get("attributes", {}))
+    version = attrs.get("laion_fmri_export")
+    if version not in READABLE_VERSIONS:
         raise FileNotFoundError(
-            f"{path} is a zarr group but not a laion-fmri export (version "
-            f"{json.dumps(attrs.get('laion_fmri_export'))}); export it again."
+            f"{path} is a zarr group but not a laion-fmri export this version reads (version "
+            f"{json.dumps(version)}); export it again with `laion-fmri export`."
         )
-    return ZarrExport(path, group["betas"], np.asarray(group["voxel_index"][:]), attrs)
+    return ZarrExport(path, None, attrs)
 
 
 __all__ = [
+    "CODECS",
+    "DEFAULT_CODEC",
     "MIN_CHUNK_VOXELS",
     "TARGET_CHUNK_BYTES",
     "ExportPlan",
