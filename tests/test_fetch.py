@@ -80,17 +80,17 @@ def test_fetch_roi_without_cache_and_keep(fetching: Path, shared_downloaded: Pat
 def test_content_mismatch_caches_nothing(fetching: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from laion_fmri.errors import CorruptFileError
 
-    real_read = rb._read_range
+    real_read = rb._read_pieces
     hit = []
 
     def damaged_read(store, key, start, end, etag=None):  # type: ignore[no-untyped-def]
-        data = bytearray(real_read(store, key, start, end, etag))
+        data = bytearray(b"".join(real_read(store, key, start, end, etag)))
         if key.endswith("SingletrialBetas_statmap.nii.gz") and end - start > 4096 and not hit:
             data[len(data) // 2] ^= 0xFF  # one byte flipped in transit
             hit.append(start)
-        return bytes(data)
+        return [bytes(data)]
 
-    monkeypatch.setattr(rb, "_read_range", damaged_read)
+    monkeypatch.setattr(rb, "_read_pieces", damaged_read)
     sub = Subject(SUB, fetching)
     with pytest.raises((IntegrityError, CorruptFileError), match="nothing was kept or cached"):
         sub.get_betas(SES, fetch=True, keep=True)
@@ -98,7 +98,7 @@ def test_content_mismatch_caches_nothing(fetching: Path, monkeypatch: pytest.Mon
     entry = cache.entry_for(fetching, SUB, SES)
     assert not entry.data.exists() and not entry.sidecar.exists()
     assert _betas_files(fetching) == []
-    monkeypatch.setattr(rb, "_read_range", real_read)
+    monkeypatch.setattr(rb, "_read_pieces", real_read)
     assert sub.get_betas(SES, fetch=True).shape[1] == sub.get_n_voxels()  # a retry works
 
 

@@ -5,14 +5,17 @@ about ``max(network, inflate)``:
 
 * :class:`RangeReader` reads the object in ranged requests, ``in_flight`` of
   them at once on a thread pool, and hands the ranges back **in order**; a
-  bounded number of ranges is fetched ahead of the decoder (bounded memory);
+  bounded number of ranges is fetched ahead of the decoder, and all streams
+  of the process share one :class:`ReadAheadBudget` (bounded memory);
 * :class:`RangeStream` exposes them as a read-only binary file, which the
   same zlib-ng streaming decoder and voxel gather as for local files
   (:func:`laion_fmri.nifti.read_masked`) consume;
 * :class:`ContentVerifier` (:mod:`laion_fmri._stream_verify`) checks the
-  bytes on a separate thread while they flow: size, MD5 for a single-part
-  ETag, MD5 of the part MD5s for a multipart ``<hex>-N`` ETag, on top of the
-  per-member gzip CRC32 the decoder checks;
+  bytes while they flow with the download engine's rules: the server's
+  full-object CRC64NVME when it sends one (native, inline), else MD5 for a
+  single-part ETag or MD5 of the part MD5s for a multipart ``<hex>-N`` ETag
+  (on a separate thread), and the size; on top of the per-member gzip CRC32
+  the decoder checks;
 * :func:`stream_betas` returns the gathered array only after every check
   passed (``on_verified`` runs then, e.g. to fill the masked cache);
   :func:`stream_sessions` pipelines several sessions across a thread pool.
@@ -41,69 +44,55 @@ from typing import Any
 import numpy as np
 
 from laion_fmri import _nifti as nifti
-from laion_fmri._stream_verify import (
-    COMMON_PART_SIZES,
-    ContentVerifier,
-    VerifyingChunks,
-    candidate_part_sizes,
-    etag_part_count,
-)
+from laion_fmri._stream_verify import ContentVerifier, VerifyingChunks
 from laion_fmri.errors import CorruptFileError, IntegrityError
-from laion_fmri.remote import ObjectInfo, Store
+from laion_fmri.stores import ObjectInfo, Store
 
 MiB = 1 << 20
-#: Bytes per ranged request; large enough that the first-byte latency is small
-#: against the transfer, small enough that ``in_flight`` of them stay cheap.
-DEFAULT_RANGE_BYTES = 16 * MiB
+#: Bytes per ranged request once ramped up. Measured behind the WAN proxy
+#: (60 MB/s per connection, 30 ms first byte, 300 MB/s link): 12 x 2 MiB in
+#: flight fill the link as well as 12 x 4 MiB, 6 x 8 MiB or 4 x 16 MiB do
+#: with more read-ahead memory.
+DEFAULT_RANGE_BYTES = 2 * MiB
 #: Ranged requests in flight per object (one connection each).
-DEFAULT_IN_FLIGHT = 4
+DEFAULT_IN_FLIGHT = 12
+#: Read-ahead of all streams of a process together (requested, not yet decoded).
+DEFAULT_READ_AHEAD_BYTES = 32 * MiB
+#: Threads running ranged requests, for all streams of a process together.
+RANGE_THREADS = 16
+#: Bytes per socket read inside one range.
+_READ_PIECE = 256 * 1024
 #: Sessions streamed at once by :func:`stream_sessions`.
 DEFAULT_SESSIONS_IN_FLIGHT = 2
 
 
 # --------------------------------------------------------------------------- ranged reads
-def _read_range(store: Store, key: str, start: int, end: int, etag: str | None = None) -> Any:
-    """Bytes ``[start, end)`` of ``key`` (a bytes-like object), ``If-Match``-guarded when ``etag`` is given.
+def _read_pieces(store: Store, key: str, start: int, end: int, etag: str | None = None) -> list[Any]:
+    """Bytes ``[start, end)`` of ``key`` as the pieces they arrived in (``If-Match``: ``etag``).
 
-    The one place that issues a ranged read. An S3 store gets a bounded
-    ``Range: bytes=start-(end-1)`` request through its obstore client (the
-    connection is reused; an open-ended range cut short would make the
-    server send on and drop the connection, measured 3x slower on loopback);
-    any other store an open-ended ``Store.open(key, start)`` cut at ``end``.
-    A store with a native bounded range read replaces both.
+    The one place that issues a ranged read: a bounded ``Store.open(key,
+    start, end=end)`` (``Range: bytes=start-(end-1)``), so an S3 connection is
+    read to the end of its answer and goes back to the pool (an open-ended
+    range cut short would make the server send on and the connection be
+    dropped). The pieces (about 1 MiB each) are handed on as they are: no
+    copy into one buffer, and no allocation of the range's size per thread
+    (which leaves freed memory behind in every thread's malloc arena).
     """
     want = end - start
-    client = getattr(store, "_store", None)  # S3Store's obstore client
-    if client is not None:
-        import obstore
-
-        from laion_fmri.remote import _map_error
-
-        options: dict[str, Any] = {"range": (start, end)}
-        if etag:
-            options["if_match"] = f'"{etag}"'
-        try:
-            data = obstore.get(client, key, options=options).bytes()
-        except Exception as exc:
-            raise _map_error(exc, key, store.url) from exc
-        if len(data) != want:
-            raise IntegrityError(
-                f"{key!r}: the source sent {len(data)} bytes for the range {start}-{end - 1} "
-                f"({want} expected); the object is shorter than listed."
-            )
-        return data
-    out = bytearray(want)
+    pieces: list[Any] = []
     filled = 0
-    with store.open(key, start=start, if_match=etag) as dl:
+    with store.open(key, start=start, if_match=etag, chunk_size=min(want, _READ_PIECE), end=end) as dl:
         skip = start - dl.start  # a server that ignored Range sends from byte 0
         for chunk in dl:
-            view = memoryview(chunk).cast("B")
+            piece: Any = chunk
             if skip:
+                view = memoryview(chunk).cast("B")
                 cut = min(skip, len(view))
-                view, skip = view[cut:], skip - cut
-            take = min(len(view), want - filled)
-            out[filled : filled + take] = view[:take]
-            filled += take
+                piece, skip = view[cut:], skip - cut
+            take = min(len(piece), want - filled)
+            if take:
+                pieces.append(piece if take == len(piece) else memoryview(piece).cast("B")[:take])
+                filled += take
             if filled >= want:
                 break
     if filled != want:
@@ -111,7 +100,13 @@ def _read_range(store: Store, key: str, start: int, end: int, etag: str | None =
             f"{key!r}: the source sent {filled} bytes for the range {start}-{end - 1} "
             f"({want} expected); the object is shorter than listed or the transfer was cut."
         )
-    return out
+    return pieces
+
+
+def _read_range(store: Store, key: str, start: int, end: int, etag: str | None = None) -> bytes:
+    """Bytes ``[start, end)`` of ``key`` in one ``bytes`` (small objects: masks, trial tables)."""
+    pieces = _read_pieces(store, key, start, end, etag)
+    return pieces[0] if len(pieces) == 1 and isinstance(pieces[0], bytes) else b"".join(pieces)
 
 
 def plan_ranges(
@@ -155,14 +150,83 @@ def plan_ranges(
     return out
 
 
+class ReadAheadBudget:
+    """Bytes of ranges requested but not yet decoded, shared by every stream of a process.
+
+    Sessions streamed at the same time (``stream_sessions``, ``get_betas``
+    of several sessions) draw on one budget, so their read-ahead together
+    stays below ``max_bytes`` whatever the number of sessions; the session
+    that asked first is served first. A range larger than the whole budget
+    is let through when nothing else is held (no deadlock).
+
+    Parameters
+    ----------
+    max_bytes : int
+        The cap.
+
+    Examples
+    --------
+    >>> budget = ReadAheadBudget(10)
+    >>> budget.acquire(8); budget.held
+    8
+    >>> budget.release(8); budget.held
+    0
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = int(max_bytes)
+        self.held = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, n: int, stop: threading.Event | None = None) -> bool:
+        """Wait until ``n`` bytes fit (``False`` if ``stop`` was set meanwhile).
+
+        Parameters
+        ----------
+        n : int
+            Bytes wanted.
+        stop : threading.Event, optional
+            Gives up waiting once set.
+
+        Returns
+        -------
+        bool
+        """
+        with self._cond:
+            while self.held and self.held + n > self.max_bytes:
+                if stop is not None and stop.is_set():
+                    return False
+                self._cond.wait(0.05)
+            if stop is not None and stop.is_set():
+                return False
+            self.held += n
+            return True
+
+    def release(self, n: int) -> None:
+        """Give ``n`` bytes back.
+
+        Parameters
+        ----------
+        n : int
+        """
+        with self._cond:
+            self.held -= n
+            self._cond.notify_all()
+
+
+#: The process-wide budget (:data:`DEFAULT_READ_AHEAD_BYTES`).
+READ_AHEAD = ReadAheadBudget(DEFAULT_READ_AHEAD_BYTES)
+
+
 class RangeReader:
     """Fetch an object's ranges concurrently and yield them in order.
 
     ``in_flight`` requests run at once, and new ones start as soon as a
     request finishes, independently of how fast the consumer takes ranges,
-    until ``ahead`` ranges are fetched or fetching but not yet consumed:
-    memory is bounded by ``ahead * range_bytes`` and the network never waits
-    for the decoder to finish a range before asking for the next one.
+    until ``ahead`` ranges are fetched or fetching but not yet consumed, and
+    while the process-wide :class:`ReadAheadBudget` allows: memory is bounded
+    and the network never waits for the decoder to finish a range before
+    asking for the next one.
 
     Parameters
     ----------
@@ -175,9 +239,12 @@ class RangeReader:
     in_flight : int
         Requests at once.
     read_range : callable, optional
-        ``(store, key, start, end, etag) -> bytes``; defaults to the module's one seam.
+        ``(store, key, start, end, etag) -> list of bytes-like`` (the range's
+        pieces in order); defaults to the module's one seam, ``_read_pieces``.
     ahead : int, optional
         Ranges fetched ahead of the consumer (default ``in_flight + 2``).
+    budget : ReadAheadBudget, optional
+        Shared cap on read-ahead bytes (default: the process-wide :data:`READ_AHEAD`).
 
     Examples
     --------
@@ -188,51 +255,98 @@ class RangeReader:
         self, store: Store, info: ObjectInfo, range_bytes: int = DEFAULT_RANGE_BYTES,
         in_flight: int = DEFAULT_IN_FLIGHT,
         read_range: Callable[[Store, str, int, int, str | None], Any] | None = None,
-        ahead: int | None = None,
+        ahead: int | None = None, budget: ReadAheadBudget | None = None,
     ) -> None:
         self.store = store
         self.info = info
         self.ranges = plan_ranges(info.size, range_bytes)
         self.in_flight = max(1, int(in_flight))
         self.ahead = max(self.in_flight, int(ahead) if ahead is not None else self.in_flight + 2)
-        self._read = read_range or _read_range
+        self.budget = budget if budget is not None else READ_AHEAD
+        self._read = read_range or _read_pieces
 
     def __iter__(self) -> Iterator[Any]:
-        slots = threading.Semaphore(self.ahead)
-        ready: queue.Queue[Future[Any] | None] = queue.Queue()
+        slots = threading.Semaphore(self.ahead)  # ranges fetched or fetching, not yet consumed
+        requests = threading.Semaphore(self.in_flight)  # requests of this object at once
+        ready: queue.Queue[tuple[Future[Any], int] | None] = queue.Queue()
         stop = threading.Event()
-        pool = ThreadPoolExecutor(self.in_flight, thread_name_prefix="laion-fmri-range")
+        pool = _range_pool()
+        budget = self.budget
 
         def feed() -> None:
             try:
                 for start, end in self.ranges:
                     slots.acquire()
-                    if stop.is_set():
+                    if stop.is_set() or not budget.acquire(end - start, stop):
                         break
-                    ready.put(pool.submit(
-                        self._read, self.store, self.info.key, start, end, self.info.etag))
+                    requests.acquire()
+                    if stop.is_set():
+                        requests.release()
+                        budget.release(end - start)
+                        break
+                    fut = pool.submit(self._read, self.store, self.info.key, start, end, self.info.etag)
+                    fut.add_done_callback(lambda _: requests.release())
+                    ready.put((fut, end - start))
             finally:
                 ready.put(None)
 
         feeder = threading.Thread(target=feed, name="laion-fmri-range-feed", daemon=True)
         feeder.start()
+        held = 0  # budget of the range the consumer holds now
         try:
-            while (fut := ready.get()) is not None:
+            while (item := ready.get()) is not None:
+                fut, n = item
                 data = fut.result()
+                if held:
+                    budget.release(held)
+                held = n
                 slots.release()
-                yield data
+                if isinstance(data, list):
+                    yield from data
+                else:
+                    yield data
         finally:
             stop.set()
             slots.release()  # wakes a feeder waiting for a slot
+            requests.release()  # ... or for a request
             feeder.join()
+            if held:
+                budget.release(held)
             while True:
                 try:
                     left = ready.get_nowait()
                 except queue.Empty:
                     break
                 if left is not None:
-                    left.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+                    # A request already running gives its budget back when it ends.
+                    left[0].add_done_callback(lambda _, n=left[1]: budget.release(n))
+                    left[0].cancel()
+
+
+_POOL_LOCK = threading.Lock()
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _range_pool() -> ThreadPoolExecutor:
+    """The process-wide threads that run ranged requests (shared by every stream).
+
+    One pool instead of one per object keeps the thread count (and the malloc
+    arenas each busy thread ends up with) bounded when sessions stream side by side.
+    """
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(RANGE_THREADS, thread_name_prefix="laion-fmri-range")
+        return _POOL
+
+
+def _forget_pool() -> None:  # a forked child does not inherit the parent's threads
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 class RangeStream(io.RawIOBase):
@@ -298,7 +412,8 @@ class StreamedBetas:
     info : ObjectInfo
         Size and ETag the bytes were checked against.
     verified : str
-        ``"md5"``, ``"multipart-md5"`` or ``"size"`` (plus the gzip CRC32 in every case).
+        The content check passed (:attr:`ContentVerifier.method`: ``"crc64nvme"``,
+        ``"md5"``, ``"multipart-md5"``, ``"size"`` ...), plus the gzip CRC32 in every case.
     seconds : float
         Wall time from the first request to the verified array.
     """
@@ -462,8 +577,9 @@ def stream_sessions(
     sessions_in_flight : int
         Sessions decoded concurrently (each with its own ranged reads).
     in_flight : int
-        Ranged requests at once over all sessions (split between the
-        concurrent ones, so connections and read-ahead memory stay bounded).
+        Ranged requests at once per session (the process-wide
+        :class:`ReadAheadBudget` bounds the read-ahead of all of them together;
+        the earlier session is served first).
     **kwargs
         Passed to :func:`stream_betas` (``range_bytes``, ``on_verified`` ...).
 
@@ -478,13 +594,12 @@ def stream_sessions(
     >>> [r.betas.shape for r in stream_sessions(store, [(k, offsets) for k in keys])]  # doctest: +SKIP
     """
     n = max(1, min(int(sessions_in_flight), len(jobs)))
-    per_session = max(1, -(-int(in_flight) // n))
     with ThreadPoolExecutor(n, thread_name_prefix="laion-fmri-session") as pool:
         pending: deque[Future[StreamedBetas]] = deque()
         try:
             for key, offsets in jobs:
                 pending.append(pool.submit(
-                    stream_betas, store, key, offsets, in_flight=per_session, **kwargs))
+                    stream_betas, store, key, offsets, in_flight=in_flight, **kwargs))
                 if len(pending) >= n:
                     yield pending.popleft().result()
             while pending:
@@ -495,13 +610,12 @@ def stream_sessions(
 
 
 __all__ = [
-    "COMMON_PART_SIZES",
+    "READ_AHEAD",
     "ContentVerifier",
     "RangeReader",
     "RangeStream",
+    "ReadAheadBudget",
     "StreamedBetas",
-    "candidate_part_sizes",
-    "etag_part_count",
     "plan_ranges",
     "stream_betas",
     "stream_sessions",
