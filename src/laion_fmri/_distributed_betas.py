@@ -267,9 +267,12 @@ def lazy_remote_betas(
     import dask
     import dask.array as da
 
-    if rows is None:
+    if rows is None:  # small files, read side by side (each is a round trip to the source)
+        from concurrent.futures import ThreadPoolExecutor
+
         store = store or _source_store(source)
-        rows = [remote_trial_count(store, subject, session) for subject, session in subjects_sessions]
+        with ThreadPoolExecutor(max(1, min(8, len(subjects_sessions)))) as pool:
+            rows = list(pool.map(lambda pair: remote_trial_count(store, *pair), subjects_sessions))
     from dask.base import tokenize
 
     # Keys name the source and the columns, so two selections never share a key.
