@@ -61,7 +61,7 @@ DEFAULT_READ_AHEAD_BYTES = 32 * MiB
 #: Threads running ranged requests, for all streams of a process together.
 RANGE_THREADS = 16
 #: Bytes per socket read inside one range.
-_READ_PIECE = 256 * 1024
+_READ_PIECE = 1 * MiB
 #: Sessions streamed at once by :func:`stream_sessions`.
 DEFAULT_SESSIONS_IN_FLIGHT = 2
 
