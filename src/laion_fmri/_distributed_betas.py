@@ -232,8 +232,9 @@ def lazy_remote_betas(
 ) -> Any:
     """A dask array stacking sessions streamed on the workers (one chunk per session).
 
-    The graph holds one small :class:`BlockSpec` per task; ``columns`` is
-    put into the graph once and shared by every task.
+    The graph holds one small :class:`BlockSpec` per task (no task depends
+    on another, so the scheduler spreads them over the workers); every spec
+    refers to the same ``columns`` array, which a pickled graph holds once.
 
     Parameters
     ----------
@@ -277,21 +278,16 @@ def lazy_remote_betas(
 
     # Keys name the source and the columns, so two selections never share a key.
     token = tokenize(source, columns, mask_source)
-    shared_cols = (
-        dask.delayed(columns, name=f"laion-fmri-columns-{token}", pure=True) if columns is not None else None
-    )
     parts = []
     for (subject, session), n_rows in zip(subjects_sessions, rows, strict=True):
-        spec = dask.delayed(_spec, pure=True)(source, subject, session, shared_cols, mask_source)
+        # The spec is a literal of the task, not a task of its own: a task every block
+        # depends on would pull all blocks to the one worker that ran it. Every spec
+        # holds the same ``columns`` object, which the pickled graph stores once.
+        spec = BlockSpec(source, subject, session, columns, mask_source)
         task = dask.delayed(session_block, pure=True)(
             spec, **stream_kwargs, dask_key_name=f"laion-fmri-remote-{subject}-{session}-{token}")
         parts.append(da.from_delayed(task, shape=(n_rows, n_columns), dtype=np.float32))
     return da.concatenate(parts, axis=0)
-
-
-def _spec(source: Source, subject: str, session: str, columns: np.ndarray | None,
-          mask_source: str) -> BlockSpec:
-    return BlockSpec(source, subject, session, columns, mask_source)
 
 
 __all__ = [

@@ -25,7 +25,7 @@ __all__ = ["gather_offsets", "read_masked"]
 
 #: Compressed bytes zlib-ng's reader asks its source for at a time (fewer, larger reads:
 #: a stream's reads each need the GIL, which busy network threads make slow to get).
-_GZIP_READ_BUFFER = 1 << 20
+_GZIP_READ_BUFFER = 4 << 20
 
 
 def _drain_gzip(stream, path: Path) -> None:  # type: ignore[no-untyped-def]
