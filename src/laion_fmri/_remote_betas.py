@@ -62,7 +62,7 @@ DEFAULT_READ_AHEAD_BYTES = 32 * MiB
 RANGE_THREADS = 16
 #: Bytes per socket read inside one range (small pieces: freed memory is reused at once,
 #: also where malloc maps every larger block afresh, as in dask workers).
-_READ_PIECE = 256 * 1024
+_READ_PIECE = 96 * 1024
 #: Sessions streamed at once by :func:`stream_sessions`.
 DEFAULT_SESSIONS_IN_FLIGHT = 2
 
