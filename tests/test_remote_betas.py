@@ -73,13 +73,14 @@ def test_sessions_pipeline_in_order(store, sample_root: Path, shared_downloaded:
 
 def _flip(at: int):  # type: ignore[no-untyped-def]
     """A ranged read that flips the byte at object offset ``at`` (damage in transit)."""
-    real = rb._read_pieces
+    real = rb._get_range
 
     def read(store, key, start, end, etag=None):  # type: ignore[no-untyped-def]
-        data = bytearray(b"".join(real(store, key, start, end, etag)))
-        if start <= at < end:
+        got, answer_etag, pieces = real(store, key, start, end, etag)
+        data = bytearray(b"".join(pieces))
+        if start <= at < got:
             data[at - start] ^= 0xFF
-        return [bytes(data)]
+        return got, answer_etag, [bytes(data)]
 
     return read
 
@@ -92,7 +93,7 @@ def test_corrupted_byte_is_detected(  # type: ignore[no-untyped-def]
     size = (sample_root / layout.local_relpath(key)).stat().st_size
     # Byte 5 is in the gzip MTIME field, which no decoder checks: only the content check can.
     at = 5 if where == "gzip_mtime" else size // 2
-    monkeypatch.setattr(rb, "_read_pieces", _flip(at))
+    monkeypatch.setattr(rb, "_get_range", _flip(at))
     seen: list[object] = []
     keep = tmp_path / "kept.nii.gz"
     error = IntegrityError if where == "gzip_mtime" else (IntegrityError, CorruptFileError)
@@ -135,7 +136,7 @@ def test_server_checksum_or_md5_verifies_the_stream(  # type: ignore[no-untyped-
     assert res.verified == ("crc64nvme" if checksum else "md5")
     np.testing.assert_array_equal(res.betas, nifti.read_masked(original, offsets))
     # One byte the decoder cannot see (gzip MTIME) flipped in transit: the content check catches it.
-    monkeypatch.setattr(rb, "_read_pieces", _flip(5))
+    monkeypatch.setattr(rb, "_get_range", _flip(5))
     seen: list[object] = []
     with pytest.raises(IntegrityError, match="crc64nvme checksum" if checksum else "MD5") as err:
         rb.stream_betas(store, key, offsets, range_bytes=256 * 1024, keep=tmp_path / "k.nii.gz",
@@ -206,7 +207,7 @@ def test_multipart_etag_is_checked(s3_source, tmp_path: Path, monkeypatch) -> No
     res = rb.stream_betas(store, key, offsets, range_bytes=3 * MiB)
     assert res.verified == "multipart-md5"
     np.testing.assert_array_equal(res.betas, nifti.read_masked(local, offsets))
-    monkeypatch.setattr(rb, "_read_pieces", _flip(5))
+    monkeypatch.setattr(rb, "_get_range", _flip(5))
     with pytest.raises(IntegrityError, match="MD5 of part MD5s"):
         rb.stream_betas(store, key, offsets, range_bytes=3 * MiB)
 
@@ -299,3 +300,31 @@ def test_read_ahead_runs_without_the_consumer_and_stays_bounded() -> None:
     time.sleep(0.1)
     assert len(calls) == 5
     assert b"".join(rb.RangeReader(None, info, 7, 3, read_range=fake_read)) == bytes(100)  # type: ignore[arg-type]
+
+
+def test_head_and_first_bytes_in_one_round_trip(store, sample_root: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    key = layout.betas_key(SUB, "ses-01")
+    original = (sample_root / layout.local_relpath(key)).read_bytes()
+    info, start = rb.head_and_start(store, key, 4096)
+    assert info.size == len(original) and start is not None
+    assert start[0] == 4096 and b"".join(start[1]) == original[:4096]
+    # An object shorter than asked: all of it.
+    tiny = layout.trials_key(SUB, "ses-01")
+    tiny_bytes = (sample_root / layout.local_relpath(tiny)).read_bytes()
+    info, start = rb.head_and_start(store, tiny, len(tiny_bytes) + 1000)
+    assert start is not None and b"".join(start[1]) == tiny_bytes
+    # Another version answered the early read than the HEAD: it is not used (the
+    # ranged reads ask again with If-Match), and the stream still matches the file.
+    real = rb._get_range
+
+    def other_version(store, key, start, end, etag=None):  # type: ignore[no-untyped-def]
+        got, answer_etag, pieces = real(store, key, start, end, etag)
+        return got, ("0" * 32 if etag is None else answer_etag), pieces
+
+    monkeypatch.setattr(rb, "_get_range", other_version)
+    info, start = rb.head_and_start(store, key, 4096)
+    assert start is None
+    offsets = _offsets(sample_root)
+    res = rb.stream_betas(store, key, offsets, range_bytes=64 * 1024)
+    local = sample_root / layout.local_relpath(key)
+    np.testing.assert_array_equal(res.betas, nifti.read_masked(local, offsets))

@@ -68,22 +68,27 @@ DEFAULT_SESSIONS_IN_FLIGHT = 2
 
 
 # --------------------------------------------------------------------------- ranged reads
-def _read_pieces(store: Store, key: str, start: int, end: int, etag: str | None = None) -> list[Any]:
-    """Bytes ``[start, end)`` of ``key`` as the pieces they arrived in (``If-Match``: ``etag``).
+def _get_range(
+    store: Store, key: str, start: int, end: int, etag: str | None = None
+) -> tuple[int, str | None, list[Any]]:
+    """One ranged GET of ``[start, end)``: ``(end of what came, the answer's ETag, pieces)``.
 
     The one place that issues a ranged read: a bounded ``Store.open(key,
-    start, end=end)`` (``Range: bytes=start-(end-1)``), so an S3 connection is
-    read to the end of its answer and goes back to the pool (an open-ended
-    range cut short would make the server send on and the connection be
-    dropped). The pieces (about 1 MiB each) are handed on as they are: no
-    copy into one buffer, and no allocation of the range's size per thread
-    (which leaves freed memory behind in every thread's malloc arena).
+    start, end=end)`` (``Range: bytes=start-(end-1)``, ``If-Match: etag``
+    when given), so an S3 connection is read to the end of its answer and
+    goes back to the pool (an open-ended range cut short would make the
+    server send on and the connection be dropped). The pieces (about
+    :data:`_READ_PIECE` bytes each) are handed on as they are: no copy into
+    one buffer, and no allocation of the range's size per thread (which
+    leaves freed memory behind in every thread's malloc arena). An object
+    shorter than ``end`` ends the range early.
     """
-    want = end - start
     pieces: list[Any] = []
-    filled = 0
-    with store.open(key, start=start, if_match=etag, chunk_size=min(want, _READ_PIECE), end=end) as dl:
+    with store.open(key, start=start, if_match=etag, chunk_size=min(end - start, _READ_PIECE),
+                    end=end) as dl:
         skip = start - dl.start  # a server that ignored Range sends from byte 0
+        want = min(end, dl.end) - start
+        filled = 0
         for chunk in dl:
             piece: Any = chunk
             if skip:
@@ -96,10 +101,17 @@ def _read_pieces(store: Store, key: str, start: int, end: int, etag: str | None 
                 filled += take
             if filled >= want:
                 break
-    if filled != want:
+        answer_etag = dl.info.etag
+    return start + filled, answer_etag, pieces
+
+
+def _read_pieces(store: Store, key: str, start: int, end: int, etag: str | None = None) -> list[Any]:
+    """Bytes ``[start, end)`` of ``key`` as the pieces they arrived in (``If-Match``: ``etag``)."""
+    got, _, pieces = _get_range(store, key, start, end, etag)
+    if got != end:
         raise IntegrityError(
-            f"{key!r}: the source sent {filled} bytes for the range {start}-{end - 1} "
-            f"({want} expected); the object is shorter than listed or the transfer was cut."
+            f"{key!r}: the source sent {got - start} bytes for the range {start}-{end - 1} "
+            f"({end - start} expected); the object is shorter than listed or the transfer was cut."
         )
     return pieces
 
@@ -108,6 +120,51 @@ def _read_range(store: Store, key: str, start: int, end: int, etag: str | None =
     """Bytes ``[start, end)`` of ``key`` in one ``bytes`` (small objects: masks, trial tables)."""
     pieces = _read_pieces(store, key, start, end, etag)
     return pieces[0] if len(pieces) == 1 and isinstance(pieces[0], bytes) else b"".join(pieces)
+
+
+def head_and_start(
+    store: Store, key: str, nbytes: int
+) -> tuple[ObjectInfo, tuple[int, list[Any]] | None]:
+    """``store.head(key)`` and the object's first ``nbytes`` at once: one round trip, not two.
+
+    Parameters
+    ----------
+    store : Store
+        The source.
+    key : str
+        Object key.
+    nbytes : int
+        Bytes to read from the start.
+
+    Returns
+    -------
+    tuple
+        The HEAD's :class:`ObjectInfo`, and ``(end, pieces)`` of the first
+        bytes, or ``None`` when they cannot be used (another version of the
+        object answered, or the read failed: the ranged reads then ask again,
+        with ``If-Match``, and report what is wrong).
+
+    Examples
+    --------
+    >>> info, start = head_and_start(store, key, 1 << 18)  # doctest: +SKIP
+    """
+    pool = _range_pool()
+    head = pool.submit(store.head, key)
+    start = pool.submit(_get_range, store, key, 0, nbytes)  # size and ETag not known yet
+    try:
+        info = head.result()
+    except BaseException:
+        start.cancel()
+        raise
+    try:
+        end, etag, pieces = start.result()
+    except Exception:
+        return info, None
+    if end <= 0 or end > info.size or (end < nbytes and end != info.size) or (
+        info.etag is not None and etag != info.etag
+    ):
+        return info, None
+    return info, (end, pieces)
 
 
 def plan_ranges(
@@ -141,7 +198,7 @@ def plan_ranges(
     """
     if range_bytes <= 0:
         raise ValueError(f"range_bytes must be positive, got {range_bytes}.")
-    step = first_bytes if first_bytes is not None else max(range_bytes // 8, min(range_bytes, 1 << 16))
+    step = first_bytes if first_bytes is not None else first_range_bytes(range_bytes)
     step = max(1, min(step, range_bytes))
     out, start = [], 0
     while start < size:
@@ -149,6 +206,25 @@ def plan_ranges(
         start += step
         step = min(step * 2, range_bytes)
     return out
+
+
+def first_range_bytes(range_bytes: int) -> int:
+    """Size of an object's first range: ``range_bytes / 8``, at least 64 KiB (the header's read).
+
+    Parameters
+    ----------
+    range_bytes : int
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> first_range_bytes(2 << 20) == 256 * 1024
+    True
+    """
+    return max(range_bytes // 8, min(range_bytes, 1 << 16))
 
 
 class ReadAheadBudget:
@@ -241,11 +317,14 @@ class RangeReader:
         Requests at once.
     read_range : callable, optional
         ``(store, key, start, end, etag) -> list of bytes-like`` (the range's
-        pieces in order); defaults to the module's one seam, ``_read_pieces``.
+        pieces in order); defaults to ``_read_pieces`` (over the module's one
+        seam, ``_get_range``).
     ahead : int, optional
         Ranges fetched ahead of the consumer (default ``in_flight + 2``).
     budget : ReadAheadBudget, optional
         Shared cap on read-ahead bytes (default: the process-wide :data:`READ_AHEAD`).
+    first : tuple of (int, list), optional
+        ``(end, pieces)``: bytes ``[0, end)`` already read (:func:`head_and_start`).
 
     Examples
     --------
@@ -257,10 +336,12 @@ class RangeReader:
         in_flight: int = DEFAULT_IN_FLIGHT,
         read_range: Callable[[Store, str, int, int, str | None], Any] | None = None,
         ahead: int | None = None, budget: ReadAheadBudget | None = None,
+        first: tuple[int, list[Any]] | None = None,
     ) -> None:
         self.store = store
         self.info = info
-        self.ranges = plan_ranges(info.size, range_bytes)
+        self._first = first if first is not None and 0 < first[0] <= info.size else None
+        self.ranges = plan_ranges(info.size, range_bytes, self._first[0] if self._first else None)
         self.in_flight = max(1, int(in_flight))
         self.ahead = max(self.in_flight, int(ahead) if ahead is not None else self.in_flight + 2)
         self.budget = budget if budget is not None else READ_AHEAD
@@ -280,6 +361,12 @@ class RangeReader:
                     slots.acquire()
                     if stop.is_set() or not budget.acquire(end - start, stop):
                         break
+                    if start == 0 and self._first is not None:
+                        fut: Future[Any] = Future()
+                        fut.set_result(self._first[1])
+                        self._first = None
+                        ready.put((fut, end - start))
+                        continue
                     requests.acquire()
                     if stop.is_set():
                         requests.release()
@@ -513,13 +600,15 @@ def stream_betas(
     ((1044, 61234), 'md5')
     """
     t0 = time.perf_counter()
-    info = info or store.head(key)
+    first = None
+    if info is None:
+        info, first = head_and_start(store, key, first_range_bytes(range_bytes))
     verifier = ContentVerifier(info)
     keep_path = Path(keep) if keep is not None else None
     part = keep_path.with_name(keep_path.name + ".part") if keep_path is not None else None
     if part is not None:
         part.parent.mkdir(parents=True, exist_ok=True)
-    reader = RangeReader(store, info, range_bytes, in_flight)
+    reader = RangeReader(store, info, range_bytes, in_flight, first=first)
     source = iter(reader)
     tee = VerifyingChunks(source, verifier, part)
     try:
@@ -617,6 +706,8 @@ __all__ = [
     "RangeStream",
     "ReadAheadBudget",
     "StreamedBetas",
+    "first_range_bytes",
+    "head_and_start",
     "plan_ranges",
     "stream_betas",
     "stream_sessions",
