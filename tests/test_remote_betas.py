@@ -13,6 +13,7 @@ import pytest
 
 from laion_fmri import _mask_index as mi
 from laion_fmri import _nifti as nifti
+from laion_fmri import _ranged_reads as ranged
 from laion_fmri import _remote_betas as rb
 from laion_fmri import layout
 from laion_fmri.download._content import part_size_candidates
@@ -73,7 +74,7 @@ def test_sessions_pipeline_in_order(store, sample_root: Path, shared_downloaded:
 
 def _flip(at: int):  # type: ignore[no-untyped-def]
     """A ranged read that flips the byte at object offset ``at`` (damage in transit)."""
-    real = rb._get_range
+    real = ranged._get_range
 
     def read(store, key, start, end, etag=None):  # type: ignore[no-untyped-def]
         got, answer_etag, pieces = real(store, key, start, end, etag)
@@ -93,7 +94,7 @@ def test_corrupted_byte_is_detected(  # type: ignore[no-untyped-def]
     size = (sample_root / layout.local_relpath(key)).stat().st_size
     # Byte 5 is in the gzip MTIME field, which no decoder checks: only the content check can.
     at = 5 if where == "gzip_mtime" else size // 2
-    monkeypatch.setattr(rb, "_get_range", _flip(at))
+    monkeypatch.setattr(ranged, "_get_range", _flip(at))
     seen: list[object] = []
     keep = tmp_path / "kept.nii.gz"
     error = IntegrityError if where == "gzip_mtime" else (IntegrityError, CorruptFileError)
@@ -136,7 +137,7 @@ def test_server_checksum_or_md5_verifies_the_stream(  # type: ignore[no-untyped-
     assert res.verified == ("crc64nvme" if checksum else "md5")
     np.testing.assert_array_equal(res.betas, nifti.read_masked(original, offsets))
     # One byte the decoder cannot see (gzip MTIME) flipped in transit: the content check catches it.
-    monkeypatch.setattr(rb, "_get_range", _flip(5))
+    monkeypatch.setattr(ranged, "_get_range", _flip(5))
     seen: list[object] = []
     with pytest.raises(IntegrityError, match="crc64nvme checksum" if checksum else "MD5") as err:
         rb.stream_betas(store, key, offsets, range_bytes=256 * 1024, keep=tmp_path / "k.nii.gz",
@@ -207,7 +208,7 @@ def test_multipart_etag_is_checked(s3_source, tmp_path: Path, monkeypatch) -> No
     res = rb.stream_betas(store, key, offsets, range_bytes=3 * MiB)
     assert res.verified == "multipart-md5"
     np.testing.assert_array_equal(res.betas, nifti.read_masked(local, offsets))
-    monkeypatch.setattr(rb, "_get_range", _flip(5))
+    monkeypatch.setattr(ranged, "_get_range", _flip(5))
     with pytest.raises(IntegrityError, match="MD5 of part MD5s"):
         rb.stream_betas(store, key, offsets, range_bytes=3 * MiB)
 
@@ -315,16 +316,43 @@ def test_head_and_first_bytes_in_one_round_trip(store, sample_root: Path, monkey
     assert start is not None and b"".join(start[1]) == tiny_bytes
     # Another version answered the early read than the HEAD: it is not used (the
     # ranged reads ask again with If-Match), and the stream still matches the file.
-    real = rb._get_range
+    real = ranged._get_range
 
     def other_version(store, key, start, end, etag=None):  # type: ignore[no-untyped-def]
         got, answer_etag, pieces = real(store, key, start, end, etag)
         return got, ("0" * 32 if etag is None else answer_etag), pieces
 
-    monkeypatch.setattr(rb, "_get_range", other_version)
+    monkeypatch.setattr(ranged, "_get_range", other_version)
     info, start = rb.head_and_start(store, key, 4096)
     assert start is None
     offsets = _offsets(sample_root)
     res = rb.stream_betas(store, key, offsets, range_bytes=64 * 1024)
     local = sample_root / layout.local_relpath(key)
     np.testing.assert_array_equal(res.betas, nifti.read_masked(local, offsets))
+
+
+def test_small_objects_and_streams_damaged_in_transit_are_refused(  # type: ignore[no-untyped-def]
+    s3_source, sample_root: Path, tmp_path: Path
+) -> None:
+    """Real transport damage (a proxy flips one byte): refused, never returned or kept."""
+    from faults.proxy import FaultProxy, Rule
+    from laion_fmri.stores import S3Store
+
+    trials = layout.trials_key(SUB, "ses-01")
+    betas = layout.betas_key(SUB, "ses-01")
+    with FaultProxy(s3_source.endpoint_url) as fp:
+        store = S3Store(s3_source.bucket, endpoint_url=fp.url)
+        info, body = rb.read_object(store, trials)
+        assert body == (sample_root / layout.local_relpath(trials)).read_bytes()
+        assert info.size == len(body) and info.checksum is not None  # moto: the upload's CRC32
+        # One round trip: a GET whose answer carries the size, ETag and checksum.
+        assert len(fp.requests("GET", trials)) == 1 and not fp.requests("HEAD", trials)
+        fp.add(Rule("flip", match=trials, times=1))
+        with pytest.raises(IntegrityError, match="content check"):
+            rb.read_object(store, trials)
+        fp.add(Rule("flip", match="SingletrialBetas", only_ranged=True, times=1, fraction=0.5))
+        seen: list[object] = []
+        with pytest.raises((IntegrityError, CorruptFileError), match="nothing was kept or cached"):
+            rb.stream_betas(store, betas, _offsets(sample_root), range_bytes=64 * 1024,
+                            keep=tmp_path / "k.nii.gz", on_verified=seen.append)
+        assert fp.faults_injected == 2 and seen == [] and not list(tmp_path.iterdir())

@@ -23,7 +23,7 @@ import numpy as np
 
 from laion_fmri import layout
 from laion_fmri._mask_index import MaskIndex, derive_mask_index
-from laion_fmri._remote_betas import ContentVerifier, _read_range, stream_betas
+from laion_fmri._remote_betas import ContentVerifier, _read_range, read_object, stream_betas
 from laion_fmri.config import Source
 from laion_fmri.errors import IntegrityError
 from laion_fmri.remote import Store, open_store
@@ -218,9 +218,7 @@ def remote_trial_count(store: Store, subject: str, session: str) -> int:
     >>> remote_trial_count(open_store(), "sub-03", "ses-01")  # doctest: +SKIP
     1044
     """
-    key = layout.trials_key(subject, session)
-    info = store.head(key)
-    text = bytes(_read_range(store, key, 0, info.size, info.etag)).decode("utf-8")
+    text = read_object(store, layout.trials_key(subject, session))[1].decode("utf-8")
     lines = [line for line in text.splitlines()[1:] if line.strip()]
     return len(lines)
 

@@ -76,7 +76,7 @@ class ContentVerifier:
         self.n_bytes = 0
         rule = rule_for(info)
         if rule.checksum and is_crc(rule.checksum[0]):
-            rule = replace(rule, md5=None, multipart=None, part_sizes=(), sha256=None)
+            rule = replace(rule, md5=None, multipart=None, part_sizes=())
         self.rule = rule
         kind = rule.kind
         self.method = rule.checksum[0] if kind == "checksum" and rule.checksum else _METHODS[kind]
