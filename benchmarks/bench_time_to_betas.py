@@ -117,7 +117,9 @@ def variant(
         n = min(rb.DEFAULT_SESSIONS_IN_FLIGHT, len(keys))
 
         def fetch(key: str) -> int:
-            return sum(len(b) for b in rb.RangeReader(store, store.head(key), **tuning))
+            first = rb.first_range_bytes(tuning.get("range_bytes", rb.DEFAULT_RANGE_BYTES))
+            info, start = rb.head_and_start(store, key, first)
+            return sum(len(b) for b in rb.RangeReader(store, info, first=start, **tuning))
 
         with ThreadPoolExecutor(n) as pool:
             extra["bytes_fetched"] = sum(pool.map(fetch, keys))
