@@ -356,3 +356,35 @@ def test_small_objects_and_streams_damaged_in_transit_are_refused(  # type: igno
             rb.stream_betas(store, betas, _offsets(sample_root), range_bytes=64 * 1024,
                             keep=tmp_path / "k.nii.gz", on_verified=seen.append)
         assert fp.faults_injected == 2 and seen == [] and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("network_bound", [True, False])
+def test_requests_in_flight_grow_only_while_the_consumer_waits(network_bound: bool) -> None:
+    """A slow network gets more requests at once; a fast one keeps the initial few."""
+    import threading
+
+    lock = threading.Lock()
+    running, peak = [0], [0]
+
+    def fake_read(store, key, start, end, etag=None):  # type: ignore[no-untyped-def]
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.02 if network_bound else 0.0)
+        with lock:
+            running[0] -= 1
+        return [bytes(end - start)]
+
+    info = ObjectInfo("k", 400, None, None)
+    reader = rb.RangeReader(None, info, range_bytes=10, in_flight=8, read_range=fake_read,  # type: ignore[arg-type]
+                            budget=rb.ReadAheadBudget(1000))
+    total = 0
+    for chunk in reader:
+        total += len(chunk)
+        if not network_bound:
+            time.sleep(0.005)  # the consumer is the bottleneck
+    assert total == 400
+    if network_bound:
+        assert peak[0] == 8
+    else:
+        assert peak[0] <= ranged.INITIAL_IN_FLIGHT

@@ -34,6 +34,9 @@ MiB = 1 << 20
 DEFAULT_RANGE_BYTES = 2 * MiB
 #: Ranged requests in flight per object (one connection each).
 DEFAULT_IN_FLIGHT = 12
+#: Requests in flight per object at the start; more are added while the consumer
+#: waits for data (up to ``in_flight``).
+INITIAL_IN_FLIGHT = 3
 #: Read-ahead of all streams of a process together (requested, not yet decoded).
 DEFAULT_READ_AHEAD_BYTES = 32 * MiB
 #: Threads running ranged requests, for all streams of a process together.
@@ -331,7 +334,8 @@ class RangeReader:
     range_bytes : int
         Bytes per request.
     in_flight : int
-        Requests at once.
+        Requests at once at most (from :data:`INITIAL_IN_FLIGHT`, one more each
+        time the consumer waits for a range).
     read_range : callable, optional
         ``(store, key, start, end, etag) -> list of bytes-like`` (the range's
         pieces in order); defaults to ``_read_pieces`` (over the module's one
@@ -366,7 +370,12 @@ class RangeReader:
 
     def __iter__(self) -> Iterator[Any]:
         slots = threading.Semaphore(self.ahead)  # ranges fetched or fetching, not yet consumed
-        requests = threading.Semaphore(self.in_flight)  # requests of this object at once
+        # Requests of this object at once: a few to start with, one more each time the
+        # consumer has to wait for a range (the network is the bottleneck), up to
+        # ``in_flight``. Where the network outpaces the consumer (loopback, a fast
+        # link), fewer busy request threads leave the decoder the interpreter lock.
+        limit = min(self.in_flight, INITIAL_IN_FLIGHT)
+        requests = threading.Semaphore(limit)
         ready: queue.Queue[tuple[Future[Any], int] | None] = queue.Queue()
         stop = threading.Event()
         pool = _range_pool()
@@ -401,6 +410,10 @@ class RangeReader:
         try:
             while (item := ready.get()) is not None:
                 fut, n = item
+                # (The first range is waited for in any case: that says nothing about the link.)
+                if held and not fut.done() and limit < self.in_flight:
+                    limit += 1
+                    requests.release()
                 data = fut.result()
                 if held:
                     budget.release(held)
@@ -458,6 +471,7 @@ __all__ = [
     "DEFAULT_IN_FLIGHT",
     "DEFAULT_RANGE_BYTES",
     "DEFAULT_READ_AHEAD_BYTES",
+    "INITIAL_IN_FLIGHT",
     "RANGE_THREADS",
     "READ_AHEAD",
     "RangeReader",
