@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -37,6 +38,10 @@ DEFAULT_IN_FLIGHT = 12
 #: Requests in flight per object at the start; more are added while the consumer
 #: waits for data (up to ``in_flight``).
 INITIAL_IN_FLIGHT = 3
+#: A consumer wait longer than this for a range means the network is the bottleneck:
+#: that many more requests at once (a thread switch takes well under a millisecond).
+_WAIT_SIGNAL_S = 0.002
+_GROW_STEP = 2
 #: Read-ahead of all streams of a process together (requested, not yet decoded).
 DEFAULT_READ_AHEAD_BYTES = 32 * MiB
 #: Threads running ranged requests, for all streams of a process together.
@@ -334,7 +339,7 @@ class RangeReader:
     range_bytes : int
         Bytes per request.
     in_flight : int
-        Requests at once at most (from :data:`INITIAL_IN_FLIGHT`, one more each
+        Requests at once at most (from :data:`INITIAL_IN_FLIGHT`, more each
         time the consumer waits for a range).
     read_range : callable, optional
         ``(store, key, start, end, etag) -> list of bytes-like`` (the range's
@@ -370,7 +375,7 @@ class RangeReader:
 
     def __iter__(self) -> Iterator[Any]:
         slots = threading.Semaphore(self.ahead)  # ranges fetched or fetching, not yet consumed
-        # Requests of this object at once: a few to start with, one more each time the
+        # Requests of this object at once: a few to start with, more each time the
         # consumer has to wait for a range (the network is the bottleneck), up to
         # ``in_flight``. Where the network outpaces the consumer (loopback, a fast
         # link), fewer busy request threads leave the decoder the interpreter lock.
@@ -410,11 +415,15 @@ class RangeReader:
         try:
             while (item := ready.get()) is not None:
                 fut, n = item
-                # (The first range is waited for in any case: that says nothing about the link.)
-                if held and not fut.done() and limit < self.in_flight:
-                    limit += 1
-                    requests.release()
+                waited = time.perf_counter()
                 data = fut.result()
+                waited = time.perf_counter() - waited
+                # A real wait (not a thread switch) for a range after the first (which is
+                # waited for in any case): the network is the bottleneck, ask for more at once.
+                if held and waited > _WAIT_SIGNAL_S and limit < self.in_flight:
+                    more = min(_GROW_STEP, self.in_flight - limit)
+                    limit += more
+                    requests.release(more)
                 if held:
                     budget.release(held)
                 held = n
