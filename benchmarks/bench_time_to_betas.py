@@ -118,8 +118,12 @@ def variant(
 
         def fetch(key: str) -> int:
             first = rb.first_range_bytes(tuning.get("range_bytes", rb.DEFAULT_RANGE_BYTES))
+            t_head = time.perf_counter()
             info, start = rb.head_and_start(store, key, first)
-            return sum(len(b) for b in rb.RangeReader(store, info, first=start, **tuning))
+            initial = rb.initial_in_flight(time.perf_counter() - t_head,
+                                           tuning.get("in_flight", rb.DEFAULT_IN_FLIGHT))
+            return sum(len(b) for b in rb.RangeReader(store, info, first=start,
+                                                      initial_in_flight=initial, **tuning))
 
         with ThreadPoolExecutor(n) as pool:
             extra["bytes_fetched"] = sum(pool.map(fetch, keys))

@@ -42,6 +42,8 @@ INITIAL_IN_FLIGHT = 3
 #: that many more requests at once (a thread switch takes well under a millisecond).
 _WAIT_SIGNAL_S = 0.002
 _GROW_STEP = 2
+#: A first round trip longer than this is a long link: all requests from the start.
+_HIGH_LATENCY_S = 0.010
 #: Read-ahead of all streams of a process together (requested, not yet decoded).
 DEFAULT_READ_AHEAD_BYTES = 32 * MiB
 #: Threads running ranged requests, for all streams of a process together.
@@ -252,6 +254,32 @@ def first_range_bytes(range_bytes: int) -> int:
     return max(range_bytes // 8, min(range_bytes, 1 << 16))
 
 
+def initial_in_flight(round_trip_s: float, in_flight: int) -> int:
+    """Requests to start with, from the first round trip's duration.
+
+    A link with a long first-byte latency needs many requests in flight from
+    the start to fill it (bandwidth x delay); on a fast, short link a few keep
+    up, and fewer busy request threads leave the decoder the interpreter lock.
+
+    Parameters
+    ----------
+    round_trip_s : float
+        Seconds the HEAD and first bytes took (:func:`head_and_start`).
+    in_flight : int
+        The most requests at once.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> initial_in_flight(0.04, 12), initial_in_flight(0.002, 12)
+    (12, 3)
+    """
+    return in_flight if round_trip_s > _HIGH_LATENCY_S else min(in_flight, INITIAL_IN_FLIGHT)
+
+
 class ReadAheadBudget:
     """Bytes of ranges requested but not yet decoded, shared by every stream of a process.
 
@@ -351,6 +379,9 @@ class RangeReader:
         Shared cap on read-ahead bytes (default: the process-wide :data:`READ_AHEAD`).
     first : tuple of (int, list), optional
         ``(end, pieces)``: bytes ``[0, end)`` already read (:func:`head_and_start`).
+    initial_in_flight : int, optional
+        Requests at once to start with (default :data:`INITIAL_IN_FLIGHT`;
+        :func:`initial_in_flight` picks it from the first round trip).
 
     Examples
     --------
@@ -362,11 +393,12 @@ class RangeReader:
         in_flight: int = DEFAULT_IN_FLIGHT,
         read_range: Callable[[Store, str, int, int, str | None], Any] | None = None,
         ahead: int | None = None, budget: ReadAheadBudget | None = None,
-        first: tuple[int, list[Any]] | None = None,
+        first: tuple[int, list[Any]] | None = None, initial_in_flight: int | None = None,
     ) -> None:
         self.store = store
         self.info = info
         self._first = first if first is not None and 0 < first[0] <= info.size else None
+        self.initial_in_flight = initial_in_flight or INITIAL_IN_FLIGHT
         self.ranges = plan_ranges(info.size, range_bytes, self._first[0] if self._first else None)
         self.in_flight = max(1, int(in_flight))
         self.ahead = max(self.in_flight, int(ahead) if ahead is not None else self.in_flight + 2)
@@ -379,7 +411,7 @@ class RangeReader:
         # consumer has to wait for a range (the network is the bottleneck), up to
         # ``in_flight``. Where the network outpaces the consumer (loopback, a fast
         # link), fewer busy request threads leave the decoder the interpreter lock.
-        limit = min(self.in_flight, INITIAL_IN_FLIGHT)
+        limit = max(1, min(self.in_flight, self.initial_in_flight))
         requests = threading.Semaphore(limit)
         ready: queue.Queue[tuple[Future[Any], int] | None] = queue.Queue()
         stop = threading.Event()
@@ -487,6 +519,7 @@ __all__ = [
     "ReadAheadBudget",
     "first_range_bytes",
     "head_and_start",
+    "initial_in_flight",
     "plan_ranges",
     "read_object",
 ]

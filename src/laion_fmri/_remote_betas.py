@@ -53,6 +53,7 @@ from laion_fmri._ranged_reads import (  # noqa: F401 - re-exported: the streamer
     _read_range,
     first_range_bytes,
     head_and_start,
+    initial_in_flight,
     plan_ranges,
     read_object,
 )
@@ -228,15 +229,17 @@ def stream_betas(
     ((1044, 61234), 'md5')
     """
     t0 = time.perf_counter()
-    first = None
+    first, initial = None, None
     if info is None:
+        t_head = time.perf_counter()
         info, first = head_and_start(store, key, first_range_bytes(range_bytes))
+        initial = initial_in_flight(time.perf_counter() - t_head, in_flight)
     verifier = ContentVerifier(info)
     keep_path = Path(keep) if keep is not None else None
     part = keep_path.with_name(keep_path.name + ".part") if keep_path is not None else None
     if part is not None:
         part.parent.mkdir(parents=True, exist_ok=True)
-    reader = RangeReader(store, info, range_bytes, in_flight, first=first)
+    reader = RangeReader(store, info, range_bytes, in_flight, first=first, initial_in_flight=initial)
     source = iter(reader)
     tee = VerifyingChunks(source, verifier, part)
     try:
