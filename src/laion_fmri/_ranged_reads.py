@@ -297,8 +297,8 @@ class ReadAheadBudget:
     Examples
     --------
     >>> budget = ReadAheadBudget(10)
-    >>> budget.acquire(8); budget.held
-    8
+    >>> budget.acquire(8), budget.held
+    (True, 8)
     >>> budget.release(8); budget.held
     0
     """
