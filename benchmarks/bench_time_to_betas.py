@@ -5,31 +5,39 @@ Usage::
     python benchmarks/bench_time_to_betas.py [--workdir DIR] [--n-trials 256] [--sessions 4]
 
 Builds ``--sessions`` full-grid sample sessions (143^3, gzip level 1, one
-seed each, so no two sessions are alike), serves them from a moto S3 server
-in its own process, directly on loopback and behind the WAN proxy
-(``/work/shared/tools/wan_proxy.py``: 60 MB/s per connection, 30 ms to first
+seed each, so no two sessions are alike), serves them with
+``benchmarks/_s3_server.py`` in its own process (S3 protocol, ``sendfile``,
+multipart ETags for objects over 8 MiB and full-object CRC64NVME checksums,
+as S3 serves objects uploaded by the usual tools), directly on loopback and
+behind ``benchmarks/_wan_proxy.py`` (zero-copy, the semantics of
+``/work/shared/tools/wan_proxy.py``: 60 MB/s per connection, 30 ms to first
 byte, 300 MB/s link), and measures, each in a fresh process, for 1 and for
 all sessions:
 
 * ``fetch_alone``        the ranged reads of :mod:`laion_fmri._remote_betas`,
   bytes discarded (the network floor at the streamer's concurrency);
-* ``download_alone``     ``laion_fmri.download.download`` of the session(s);
+* ``download_alone``     ``laion_fmri.download.download`` of the session(s)
+  (defaults: the real download a user runs; the baseline of the target);
 * ``decode_alone``       ``nifti.read_masked`` of the local ``.nii.gz`` (page cache);
 * ``download_then_load`` ``download`` then ``Subject.get_betas`` (today's path);
-* ``stream``             ``_remote_betas.stream_betas`` / ``stream_sessions``
-  (ranged reads in flight, decode and MD5 while the bytes arrive);
+* ``stream``             ``_remote_betas.stream_sessions`` (ranged reads in
+  flight, decode and CRC64NVME while the bytes arrive; the arrays are kept,
+  as a user keeps them);
 * ``get_betas_fetch``    the public path: ``Subject.get_betas(session, fetch=True)``
   into an empty data directory (small files through the download engine, then
   the betas streamed into the masked cache; extra disk reported);
-* loopback, all sessions: ``serial_stream`` (one session after the other) vs
-  ``cluster_stream`` (``lazy_remote_betas`` computed on a 2-worker dask
-  ``LocalCluster``, workers streaming from the source).
+* loopback and WAN, all sessions: ``serial_stream`` (one session after the
+  other in one process) vs ``cluster_stream`` (``lazy_remote_betas``
+  computed on a 2-worker dask ``LocalCluster``, one thread each, workers
+  streaming from the source, blocks gathered straight from the workers;
+  cluster start-up and worker imports are not timed, reported beside).
 
 The pickled task-graph size of 5 subjects x 30 sessions is reported too.
 
 Reported per variant: wall time, peak RSS (VmHWM), output size and extra
-disk; the target is ``stream <= 1.15 x max(fetch_alone, decode_alone)`` for
-one session. Results go to ``benchmarks/results/time_to_betas.json``.
+disk; the targets are ``stream <= 1.15 x max(download_alone, decode_alone)``
+and peak RSS <= output + 200 MB. Results go to
+``benchmarks/results/time_to_betas.json``.
 """
 
 from __future__ import annotations
@@ -49,9 +57,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_export import SUB, _distinct_sessions, _peak_mb  # noqa: E402
 
-WAN_PROXY = Path(os.environ.get("LAION_FMRI_WAN_PROXY", "/work/shared/tools/wan_proxy.py"))
+WAN_PROXY = Path(os.environ.get("LAION_FMRI_WAN_PROXY", str(HERE / "_wan_proxy.py")))
+S3_SERVER = HERE / "_s3_server.py"
 BUCKET = "laion-fmri"
 TARGET_RATIO = 1.15
+TARGET_RSS_OVER_OUTPUT_MB = 200
 
 
 def _free_port() -> int:
@@ -60,9 +70,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_port(port: int, timeout: float = 30.0) -> None:
+def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise SystemExit(f"{proc.args} exited early")
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -76,58 +88,68 @@ def _dir_bytes(path: Path) -> int:
 
 # ----------------------------------------------------------------------------- variants
 def variant(
-    name: str, sessions: list[str], data: Path, in_flight: int, range_bytes: int
+    name: str, sessions: list[str], data: Path, in_flight: int | None, range_bytes: int | None
 ) -> dict[str, object]:
     """Run one measurement in this (fresh) process; the source comes from the environment."""
+    import awscrt.checksums  # noqa: F401 - the content checks' CRC; imports are not timed
+
     from laion_fmri import _remote_betas as rb
     from laion_fmri import layout, nifti
     from laion_fmri._distributed_betas import lazy_remote_betas
     from laion_fmri._mask_index import derive_mask_index
-    from laion_fmri.remote import open_store
+    from laion_fmri.stores import open_store
 
     store = open_store()
     keys = [layout.betas_key(SUB, s) for s in sessions]
     mask = derive_mask_index(data / layout.local_relpath(layout.r2mean_key(SUB)))
+    tuning: dict[str, int] = {}
+    if in_flight:
+        tuning["in_flight"] = in_flight
+    if range_bytes:
+        tuning["range_bytes"] = range_bytes
     extra: dict[str, object] = {}
-    out_bytes = 0
+    kept: list[object] = []  # outputs stay alive, as in a user's session (peak RSS counts them)
     t0 = time.perf_counter()
     if name == "fetch_alone":
         from concurrent.futures import ThreadPoolExecutor
 
-        # Same concurrency as `stream`: sessions two at a time, requests split between them.
+        # The streamer's network side alone: same sessions at once, same ranges, bytes dropped.
         n = min(rb.DEFAULT_SESSIONS_IN_FLIGHT, len(keys))
-        per_session = max(1, -(-in_flight // n))
 
         def fetch(key: str) -> int:
-            info = store.head(key)
-            return sum(len(b) for b in rb.RangeReader(store, info, range_bytes, per_session))
+            first = rb.first_range_bytes(tuning.get("range_bytes", rb.DEFAULT_RANGE_BYTES))
+            t_head = time.perf_counter()
+            info, start = rb.head_and_start(store, key, first)
+            initial = rb.initial_in_flight(time.perf_counter() - t_head,
+                                           tuning.get("in_flight", rb.DEFAULT_IN_FLIGHT))
+            return sum(len(b) for b in rb.RangeReader(store, info, first=start,
+                                                      initial_in_flight=initial, **tuning))
 
         with ThreadPoolExecutor(n) as pool:
-            out_bytes = sum(pool.map(fetch, keys))
+            extra["bytes_fetched"] = sum(pool.map(fetch, keys))
     elif name == "decode_alone":
         for key in keys:
-            out_bytes += nifti.read_masked(data / layout.local_relpath(key), mask.offsets).nbytes
+            kept.append(nifti.read_masked(data / layout.local_relpath(key), mask.offsets))
     elif name in ("download_alone", "download_then_load"):
         from laion_fmri.download import download
         from laion_fmri.subject import load_subject
 
         target = Path(tempfile.mkdtemp(prefix="ttb-dl-", dir=os.environ["TTB_SCRATCH"]))
         try:
-            download(subject=SUB, ses=sessions, n_jobs=4, progress=False, data_dir=target)
+            download(subject=SUB, ses=sessions, progress=False, data_dir=target)
             extra["gzip_bytes_on_disk"] = sum(
                 (target / layout.local_relpath(k)).stat().st_size for k in keys)
             if name == "download_then_load":
                 sub = load_subject(SUB, data_dir=target)
-                for s in sessions:
-                    out_bytes += sub.get_betas(session=s, mask_source="rsquare").nbytes
+                kept.extend(sub.get_betas(session=s, mask_source="rsquare") for s in sessions)
                 extra["cache_bytes_on_disk"] = _dir_bytes(target / ".laion_fmri" / "cache")
         finally:
             shutil.rmtree(target, ignore_errors=True)
     elif name == "stream":
         jobs = [(key, mask.offsets) for key in keys]
         methods = []
-        for res in rb.stream_sessions(store, jobs, in_flight=in_flight, range_bytes=range_bytes):
-            out_bytes += res.betas.nbytes
+        for res in rb.stream_sessions(store, jobs, **tuning):
+            kept.append(res.betas)
             methods.append(res.verified)
         extra["verified"] = methods
     elif name == "get_betas_fetch":
@@ -138,7 +160,7 @@ def variant(
             sub = Subject(SUB, target)
             # One call for all sessions: they stream two at a time.
             res = sub.get_betas(session=list(sessions), fetch=True, mask_source="rsquare")
-            out_bytes = sum(a.nbytes for a in res.values())
+            kept.extend(res.values() if isinstance(res, dict) else [res])
             extra["gzip_bytes_on_disk"] = sum(
                 p.stat().st_size for p in target.rglob("*SingletrialBetas_statmap.nii.gz"))
             extra["cache_bytes_on_disk"] = _dir_bytes(target / ".laion_fmri" / "cache")
@@ -147,38 +169,55 @@ def variant(
             shutil.rmtree(target, ignore_errors=True)
     elif name == "serial_stream":
         for key in keys:
-            out_bytes += rb.stream_betas(store, key, mask.offsets, in_flight=in_flight,
-                                         range_bytes=range_bytes).betas.nbytes
+            kept.append(rb.stream_betas(store, key, mask.offsets, **tuning).betas)
     elif name == "cluster_stream":
-        from distributed import Client, LocalCluster
+        import dask.array  # noqa: F401 - imported by whoever starts a cluster; not timed
+        import numpy as np
+        from distributed import Client, LocalCluster, as_completed
 
         from laion_fmri.config import get_source
 
+        t_start = time.perf_counter()
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
-            t0 = time.perf_counter()  # cluster start-up is not part of the load
+                          dashboard_address=None) as cluster, \
+                Client(cluster, direct_to_workers=True) as client:
+            # A running cluster has its imports done: warm them, report the cost beside.
+            client.run(__import__, "laion_fmri._distributed_betas")
+            extra["cluster_start_and_imports_s"] = time.perf_counter() - t_start
+            t0 = time.perf_counter()
             arr = lazy_remote_betas(get_source(), [(SUB, s) for s in sessions], None,
-                                       int(mask.c_index.size), in_flight=in_flight,
-                                       range_bytes=range_bytes, mask_source="rsquare")
-            out_bytes = arr.compute().nbytes
+                                    int(mask.c_index.size), mask_source="rsquare", **tuning)
+            # Each session's block comes to this process as soon as it is ready (as the
+            # serial variant's arrays do); the dask array's one-piece result is timed beside.
+            futures = client.compute(list(arr.to_delayed().ravel()))
+            order = {f.key: i for i, f in enumerate(futures)}
+            blocks: list[object] = [None] * len(futures)
+            for fut in as_completed(futures):
+                blocks[order[fut.key]] = fut.result()
             seconds = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            kept.append(np.concatenate(blocks))  # type: ignore[arg-type]
+            extra["concatenate_s"] = time.perf_counter() - t1
+            del blocks, futures
             client.shutdown()
         return {"variant": name, "seconds": seconds, "peak_rss_mb": _peak_mb(),
-                "output_mb": out_bytes / 2**20, "note": "client process only; 2 worker processes"}
+                "output_mb": sum(a.nbytes for a in kept) / 2**20,  # type: ignore[attr-defined]
+                "note": "client process only; 2 worker processes, 1 thread each; seconds = all "
+                        "session blocks in this process, concatenate_s = joining them after",
+                **extra}
     else:
         raise SystemExit(f"unknown variant {name}")
     seconds = time.perf_counter() - t0
     return {"variant": name, "seconds": seconds, "peak_rss_mb": _peak_mb(),
-            "output_mb": out_bytes / 2**20, **extra}
+            "output_mb": sum(a.nbytes for a in kept) / 2**20, **extra}  # type: ignore[attr-defined]
 
 
 def _run(name: str, sessions: list[str], data: Path, env: dict[str, str], repeats: int,
-         in_flight: int, range_mb: int) -> dict[str, object]:
+         tuning: list[str]) -> dict[str, object]:
     runs = []
     for _ in range(repeats):
         proc = subprocess.run(
-            [sys.executable, __file__, "--variant", name, "--data", str(data),
-             "--in-flight", str(in_flight), "--range-mb", str(range_mb),
+            [sys.executable, __file__, "--variant", name, "--data", str(data), *tuning,
              "--session-list", ",".join(sessions)],
             capture_output=True, text=True, check=False, env=env,
         )
@@ -193,18 +232,10 @@ def _run(name: str, sessions: list[str], data: Path, env: dict[str, str], repeat
     return res
 
 
-def _upload(data: Path, endpoint: str) -> None:
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-west-2",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
-    client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
-    for path in sorted(data.rglob("*")):
-        rel = path.relative_to(data).as_posix()
-        if rel.startswith(".laion_fmri") or not path.is_file():
-            continue
-        with open(path, "rb") as fh:
-            client.put_object(Bucket=BUCKET, Key=rel, Body=fh, ACL="public-read")
+def _start(cmd: list[str], port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_port(port, proc)
+    return proc
 
 
 def _graph_sizes() -> dict[str, int]:
@@ -229,6 +260,33 @@ def _graph_sizes() -> dict[str, int]:
     return out
 
 
+def _summary(block: dict[str, dict[str, object]]) -> dict[str, object]:
+    def sec(name: str) -> float:
+        return float(block[name]["seconds"])  # type: ignore[arg-type]
+
+    def over_output(name: str) -> float:
+        return float(block[name]["peak_rss_mb"]) - float(block[name]["output_mb"])  # type: ignore[arg-type]
+
+    baseline = max(sec("download_alone"), sec("decode_alone"))
+    out_mb = float(block["stream"]["output_mb"])  # type: ignore[arg-type]
+    return {
+        "stream_over_max_download_decode": sec("stream") / baseline,
+        "get_betas_fetch_over_max_download_decode": sec("get_betas_fetch") / baseline,
+        "stream_over_max_fetch_decode": sec("stream") / max(sec("fetch_alone"), sec("decode_alone")),
+        "download_then_load_over_stream": sec("download_then_load") / sec("stream"),
+        "download_then_load_over_get_betas_fetch": sec("download_then_load") / sec("get_betas_fetch"),
+        "target_ratio": TARGET_RATIO,
+        "stream_peak_rss_over_output_mb": over_output("stream"),
+        "get_betas_fetch_peak_rss_over_output_mb": over_output("get_betas_fetch"),
+        "decode_alone_peak_rss_over_output_mb": over_output("decode_alone"),
+        "target_rss_over_output_mb": TARGET_RSS_OVER_OUTPUT_MB,
+        "masked_output_bytes": int(out_mb * 2**20),
+        "extra_disk_stream_bytes": 0,
+        "extra_disk_get_betas_fetch_bytes": block["get_betas_fetch"]["data_dir_bytes"],
+        "gzip_bytes_on_disk_download": block["download_alone"]["gzip_bytes_on_disk"],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default=os.environ.get("LAION_FMRI_BENCH_DIR",
@@ -236,12 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-trials", type=int, default=256)
     parser.add_argument("--sessions", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--in-flight", type=int, default=4,
-                        help="ranged requests in flight per session behind the WAN proxy")
-    parser.add_argument("--in-flight-loopback", type=int, default=2,
-                        help="the same on loopback (moto copies the whole object for every "
-                             "ranged GET, so fewer requests at once are faster there)")
-    parser.add_argument("--range-mb", type=int, default=16, help="MiB per ranged request")
+    parser.add_argument("--in-flight", type=int, default=0,
+                        help="ranged requests in flight per session (0: the library default)")
+    parser.add_argument("--range-mb", type=int, default=0,
+                        help="MiB per ranged request (0: the library default)")
     parser.add_argument("--skip-wan", action="store_true")
     parser.add_argument("--skip-cluster", action="store_true",
                         help="skip the 2-worker dask LocalCluster vs serial comparison")
@@ -252,100 +308,84 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.variant:
         print(json.dumps(variant(args.variant, args.session_list.split(","), Path(args.data),
-                                 args.in_flight, args.range_mb << 20)))
+                                 args.in_flight or None, (args.range_mb << 20) or None)))
         return 0
+
+    from laion_fmri import _remote_betas as rb
+    from laion_fmri import layout
 
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     data = _distinct_sessions(work, args.n_trials, args.sessions)
     sessions = [f"ses-{i:02d}" for i in range(1, args.sessions + 1)]
-    procs = []
-    moto_port = _free_port()
+    tuning = ["--in-flight", str(args.in_flight), "--range-mb", str(args.range_mb)]
     scratch = work / "scratch"
     scratch.mkdir(exist_ok=True)
+    load_start = list(os.getloadavg())
+    procs = []
     try:
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        _wait_port(moto_port)
-        endpoint = f"http://127.0.0.1:{moto_port}"
-        _upload(data, endpoint)
-        links = {"loopback": endpoint}
-        if not args.skip_wan and WAN_PROXY.is_file():
+        server_port = _free_port()
+        procs.append(_start([sys.executable, str(S3_SERVER), str(data), "--bucket", BUCKET,
+                             "--port", str(server_port), "--checksums"], server_port))
+        links = {"loopback": f"http://127.0.0.1:{server_port}"}
+        if not args.skip_wan:
             proxy_port = _free_port()
-            procs.append(subprocess.Popen(
-                [sys.executable, str(WAN_PROXY), "--upstream", str(moto_port), "--port",
-                 str(proxy_port), "--conn-mbps", "60", "--link-mbps", "300", "--ttfb-ms", "30"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            _wait_port(proxy_port)
+            procs.append(_start([sys.executable, str(WAN_PROXY), "--upstream", str(server_port),
+                                 "--port", str(proxy_port), "--conn-mbps", "60", "--link-mbps",
+                                 "300", "--ttfb-ms", "30"], proxy_port))
             links["wan"] = f"http://127.0.0.1:{proxy_port}"
         results: dict[str, dict[str, object]] = {}
         for link, url in links.items():
-            in_flight = args.in_flight_loopback if link == "loopback" else args.in_flight
             env = {**os.environ, "LAION_FMRI_SOURCE": f"s3://{BUCKET}", "LAION_FMRI_ENDPOINT_URL": url,
                    "LAION_FMRI_ACCEPT_LICENSE": "1", "TTB_SCRATCH": str(scratch),
                    "XDG_CONFIG_HOME": str(scratch / "xdg")}
             for subset in ([sessions[0]], sessions) if len(sessions) > 1 else ([sessions[0]],):
                 label = f"{link}_{len(subset)}ses"
                 print(f"  {label}", flush=True)
-                block = {}
+                block: dict[str, dict[str, object]] = {}
                 for name in ("fetch_alone", "download_alone", "decode_alone", "download_then_load",
                              "stream", "get_betas_fetch"):
-                    block[name] = _run(name, subset, data, env, args.repeats, in_flight, args.range_mb)
-                floor = max(block["fetch_alone"]["seconds"], block["decode_alone"]["seconds"])
-                block["summary"] = {
-                    "stream_over_max_fetch_decode": block["stream"]["seconds"] / floor,
-                    "stream_over_max_download_decode": block["stream"]["seconds"] / max(
-                        block["download_alone"]["seconds"], block["decode_alone"]["seconds"]),
-                    "download_then_load_over_stream":
-                        block["download_then_load"]["seconds"] / block["stream"]["seconds"],
-                    "get_betas_fetch_over_max_download_decode": block["get_betas_fetch"]["seconds"]
-                    / max(block["download_alone"]["seconds"], block["decode_alone"]["seconds"]),
-                    "download_then_load_over_get_betas_fetch":
-                        block["download_then_load"]["seconds"] / block["get_betas_fetch"]["seconds"],
-                    "extra_disk_get_betas_fetch_bytes": block["get_betas_fetch"]["data_dir_bytes"],
-                    "target": TARGET_RATIO,
-                    "in_flight": in_flight,
-                    "range_mib": args.range_mb,
-                    "extra_disk_stream_bytes": 0,
-                    "masked_output_bytes": int(block["stream"]["output_mb"] * 2**20),
-                }
-                print(f"    -> stream / max(fetch, decode) = "
-                      f"{block['summary']['stream_over_max_fetch_decode']:.2f}", flush=True)
+                    block[name] = _run(name, subset, data, env, args.repeats, tuning)
+                block["summary"] = _summary(block)
+                print(f"    -> stream / max(download, decode) = "
+                      f"{block['summary']['stream_over_max_download_decode']:.2f}; peak RSS - output "
+                      f"= {block['summary']['stream_peak_rss_over_output_mb']:.0f} MB", flush=True)
                 results[label] = block
-            if link == "loopback" and len(sessions) > 1 and not args.skip_cluster:
-                print(f"  {link}_cluster_{len(sessions)}ses", flush=True)
-                block = {name: _run(name, sessions, data, env, 1, in_flight, args.range_mb)
+            if len(sessions) > 1 and not args.skip_cluster:
+                label = f"{link}_cluster_{len(sessions)}ses"
+                print(f"  {label}", flush=True)
+                block = {name: _run(name, sessions, data, env, args.repeats, tuning)
                          for name in ("serial_stream", "cluster_stream")}
-                block["summary"] = {"serial_over_cluster":
-                                    block["serial_stream"]["seconds"] / block["cluster_stream"]["seconds"]}
-                results[f"{link}_cluster_{len(sessions)}ses"] = block
+                block["summary"] = {"serial_over_cluster": float(block["serial_stream"]["seconds"])  # type: ignore[arg-type]
+                                    / float(block["cluster_stream"]["seconds"])}  # type: ignore[arg-type]
+                results[label] = block
     finally:
         for p in procs:
             p.terminate()
             p.wait(timeout=10)
-    from laion_fmri import layout
-
     gz = [(data / layout.local_relpath(layout.betas_key(SUB, s))).stat().st_size for s in sessions]
     summary = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                    "load_avg_at_end": list(os.getloadavg())},
-        "method": "each variant in a fresh process (fastest of --repeats; peak RSS = max VmHWM); "
-                  "moto S3 server in its own process; WAN = wan_proxy.py 60 MB/s per connection, "
-                  "30 ms first byte, 300 MB/s link; stream = ranged reads "
-                  f"(--range-mb {args.range_mb} MiB after a ramp from 1/8 of it; "
-                  f"{args.in_flight_loopback} in flight on loopback, {args.in_flight} on the WAN) "
-                  "into the zlib-ng decoder with MD5 on a second thread, 2 sessions at once; "
-                  "the mask index is derived before timing in every variant. moto copies the "
-                  "whole object for every ranged GET (CPU on this machine), which fetch_alone "
-                  "pays too",
+                    "load_avg_at_start": load_start, "load_avg_at_end": list(os.getloadavg())},
+        "method": "each variant in a fresh process (fastest of --repeats; peak RSS = max VmHWM, "
+                  "outputs kept alive); source = benchmarks/_s3_server.py in its own process "
+                  "(sendfile, multipart ETags, full-object CRC64NVME); WAN = benchmarks/_wan_proxy.py "
+                  "60 MB/s per connection, 30 ms first byte, 300 MB/s link; stream = ranged reads "
+                  f"({(args.range_mb << 20 or rb.DEFAULT_RANGE_BYTES) >> 20} MiB after a ramp, "
+                  f"{args.in_flight or rb.DEFAULT_IN_FLIGHT} in flight per session, "
+                  f"{rb.DEFAULT_READ_AHEAD_BYTES >> 20} MiB read-ahead per process) into the "
+                  "zlib-ng decoder, verified by the server's CRC64NVME (as the download engine "
+                  f"does), {rb.DEFAULT_SESSIONS_IN_FLIGHT} sessions at once; download_alone = "
+                  "laion_fmri.download.download with its defaults; the mask index is derived "
+                  "and imports (awscrt, dask.array) are done before timing in every variant; "
+                  "serial_stream = stream_betas of one session after the other in one process",
         "dataset": {"sessions": args.sessions, "n_trials": args.n_trials, "grid": [143, 143, 143],
                     "gzip_bytes_per_session": gz},
         "results": results,
         "pickled_graph_bytes_5_subjects_x_30_sessions": _graph_sizes(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=2))
+    args.out.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from laion_fmri import _cache as cache
+from laion_fmri import _ranged_reads as ranged
 from laion_fmri import _remote_betas as rb
 from laion_fmri import layout
 from laion_fmri.errors import DataNotDownloadedError, IntegrityError
@@ -80,17 +81,18 @@ def test_fetch_roi_without_cache_and_keep(fetching: Path, shared_downloaded: Pat
 def test_content_mismatch_caches_nothing(fetching: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from laion_fmri.errors import CorruptFileError
 
-    real_read = rb._read_range
+    real_read = ranged._get_range
     hit = []
 
     def damaged_read(store, key, start, end, etag=None):  # type: ignore[no-untyped-def]
-        data = bytearray(real_read(store, key, start, end, etag))
-        if key.endswith("SingletrialBetas_statmap.nii.gz") and end - start > 4096 and not hit:
+        got, answer_etag, pieces = real_read(store, key, start, end, etag)
+        data = bytearray(b"".join(pieces))
+        if key.endswith("SingletrialBetas_statmap.nii.gz") and len(data) > 4096 and not hit:
             data[len(data) // 2] ^= 0xFF  # one byte flipped in transit
             hit.append(start)
-        return bytes(data)
+        return got, answer_etag, [bytes(data)]
 
-    monkeypatch.setattr(rb, "_read_range", damaged_read)
+    monkeypatch.setattr(ranged, "_get_range", damaged_read)
     sub = Subject(SUB, fetching)
     with pytest.raises((IntegrityError, CorruptFileError), match="nothing was kept or cached"):
         sub.get_betas(SES, fetch=True, keep=True)
@@ -98,7 +100,7 @@ def test_content_mismatch_caches_nothing(fetching: Path, monkeypatch: pytest.Mon
     entry = cache.entry_for(fetching, SUB, SES)
     assert not entry.data.exists() and not entry.sidecar.exists()
     assert _betas_files(fetching) == []
-    monkeypatch.setattr(rb, "_read_range", real_read)
+    monkeypatch.setattr(ranged, "_get_range", real_read)
     assert sub.get_betas(SES, fetch=True).shape[1] == sub.get_n_voxels()  # a retry works
 
 

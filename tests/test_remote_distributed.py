@@ -87,6 +87,13 @@ def test_graph_stays_small() -> None:
     size = len(pickle.dumps(graph))
     # 150 tasks and one shared 40 kB column array, not 150 copies of it.
     assert size < 400_000, size
+    # No block depends on another task (a shared dependency would pull every block
+    # to the one worker that computed it): the scheduler spreads them freely.
+    from dask.core import get_dependencies
+
+    dsk = dict(arrays[0].__dask_graph__())
+    blocks = [k for k in dsk if str(k).startswith("laion-fmri-remote-")]
+    assert len(blocks) == 30 and all(get_dependencies(dsk, k) == set() for k in blocks)
     # Two selections of the same sessions never share a key.
     other = db.lazy_remote_betas(source, [("sub-01", "ses-01")], cols[:10], 10, rows=[1050])
     assert not set(dict(other.__dask_graph__())) & set(dict(arrays[0].__dask_graph__()))

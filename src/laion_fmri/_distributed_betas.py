@@ -23,7 +23,7 @@ import numpy as np
 
 from laion_fmri import layout
 from laion_fmri._mask_index import MaskIndex, derive_mask_index
-from laion_fmri._remote_betas import ContentVerifier, _read_range, stream_betas
+from laion_fmri._remote_betas import ContentVerifier, _read_range, read_object, stream_betas
 from laion_fmri.config import Source
 from laion_fmri.errors import IntegrityError
 from laion_fmri.remote import Store, open_store
@@ -218,9 +218,7 @@ def remote_trial_count(store: Store, subject: str, session: str) -> int:
     >>> remote_trial_count(open_store(), "sub-03", "ses-01")  # doctest: +SKIP
     1044
     """
-    key = layout.trials_key(subject, session)
-    info = store.head(key)
-    text = bytes(_read_range(store, key, 0, info.size, info.etag)).decode("utf-8")
+    text = read_object(store, layout.trials_key(subject, session))[1].decode("utf-8")
     lines = [line for line in text.splitlines()[1:] if line.strip()]
     return len(lines)
 
@@ -232,8 +230,9 @@ def lazy_remote_betas(
 ) -> Any:
     """A dask array stacking sessions streamed on the workers (one chunk per session).
 
-    The graph holds one small :class:`BlockSpec` per task; ``columns`` is
-    put into the graph once and shared by every task.
+    The graph holds one small :class:`BlockSpec` per task (no task depends
+    on another, so the scheduler spreads them over the workers); every spec
+    refers to the same ``columns`` array, which a pickled graph holds once.
 
     Parameters
     ----------
@@ -267,28 +266,26 @@ def lazy_remote_betas(
     import dask
     import dask.array as da
 
-    if rows is None:
+    if rows is None:  # small files, read side by side (each is a round trip to the source)
+        from concurrent.futures import ThreadPoolExecutor
+
         store = store or _source_store(source)
-        rows = [remote_trial_count(store, subject, session) for subject, session in subjects_sessions]
+        with ThreadPoolExecutor(max(1, min(8, len(subjects_sessions)))) as pool:
+            rows = list(pool.map(lambda pair: remote_trial_count(store, *pair), subjects_sessions))
     from dask.base import tokenize
 
     # Keys name the source and the columns, so two selections never share a key.
     token = tokenize(source, columns, mask_source)
-    shared_cols = (
-        dask.delayed(columns, name=f"laion-fmri-columns-{token}", pure=True) if columns is not None else None
-    )
     parts = []
     for (subject, session), n_rows in zip(subjects_sessions, rows, strict=True):
-        spec = dask.delayed(_spec, pure=True)(source, subject, session, shared_cols, mask_source)
+        # The spec is a literal of the task, not a task of its own: a task every block
+        # depends on would pull all blocks to the one worker that ran it. Every spec
+        # holds the same ``columns`` object, which the pickled graph stores once.
+        spec = BlockSpec(source, subject, session, columns, mask_source)
         task = dask.delayed(session_block, pure=True)(
             spec, **stream_kwargs, dask_key_name=f"laion-fmri-remote-{subject}-{session}-{token}")
         parts.append(da.from_delayed(task, shape=(n_rows, n_columns), dtype=np.float32))
     return da.concatenate(parts, axis=0)
-
-
-def _spec(source: Source, subject: str, session: str, columns: np.ndarray | None,
-          mask_source: str) -> BlockSpec:
-    return BlockSpec(source, subject, session, columns, mask_source)
 
 
 __all__ = [

@@ -3,16 +3,20 @@
 Time-to-betas by downloading first is ``network + inflate``; streaming makes it
 about ``max(network, inflate)``:
 
-* :class:`RangeReader` reads the object in ranged requests, ``in_flight`` of
-  them at once on a thread pool, and hands the ranges back **in order**; a
-  bounded number of ranges is fetched ahead of the decoder (bounded memory);
+* :class:`RangeReader` (:mod:`laion_fmri._ranged_reads`) reads the object in
+  ranged requests, ``in_flight`` of them at once on a thread pool, and hands
+  the ranges back **in order**; a
+  bounded number of ranges is fetched ahead of the decoder, and all streams
+  of the process share one :class:`ReadAheadBudget` (bounded memory);
 * :class:`RangeStream` exposes them as a read-only binary file, which the
   same zlib-ng streaming decoder and voxel gather as for local files
   (:func:`laion_fmri.nifti.read_masked`) consume;
 * :class:`ContentVerifier` (:mod:`laion_fmri._stream_verify`) checks the
-  bytes on a separate thread while they flow: size, MD5 for a single-part
-  ETag, MD5 of the part MD5s for a multipart ``<hex>-N`` ETag, on top of the
-  per-member gzip CRC32 the decoder checks;
+  bytes while they flow with the download engine's rules: the server's
+  full-object CRC64NVME when it sends one (native, inline), else MD5 for a
+  single-part ETag or MD5 of the part MD5s for a multipart ``<hex>-N`` ETag
+  (on a separate thread), and the size; on top of the per-member gzip CRC32
+  the decoder checks;
 * :func:`stream_betas` returns the gathered array only after every check
   passed (``on_verified`` runs then, e.g. to fill the masked cache);
   :func:`stream_sessions` pipelines several sessions across a thread pool.
@@ -27,9 +31,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-import queue
 import tempfile
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -41,198 +43,27 @@ from typing import Any
 import numpy as np
 
 from laion_fmri import _nifti as nifti
-from laion_fmri._stream_verify import (
-    COMMON_PART_SIZES,
-    ContentVerifier,
-    VerifyingChunks,
-    candidate_part_sizes,
-    etag_part_count,
+from laion_fmri._ranged_reads import (  # noqa: F401 - re-exported: the streamer's building blocks
+    DEFAULT_IN_FLIGHT,
+    DEFAULT_RANGE_BYTES,
+    DEFAULT_READ_AHEAD_BYTES,
+    READ_AHEAD,
+    RangeReader,
+    ReadAheadBudget,
+    _read_range,
+    first_range_bytes,
+    head_and_start,
+    initial_in_flight,
+    plan_ranges,
+    read_object,
 )
+from laion_fmri._stream_verify import ContentVerifier, VerifyingChunks
 from laion_fmri.errors import CorruptFileError, IntegrityError
-from laion_fmri.remote import ObjectInfo, Store
+from laion_fmri.stores import ObjectInfo, Store
 
 MiB = 1 << 20
-#: Bytes per ranged request; large enough that the first-byte latency is small
-#: against the transfer, small enough that ``in_flight`` of them stay cheap.
-DEFAULT_RANGE_BYTES = 16 * MiB
-#: Ranged requests in flight per object (one connection each).
-DEFAULT_IN_FLIGHT = 4
 #: Sessions streamed at once by :func:`stream_sessions`.
 DEFAULT_SESSIONS_IN_FLIGHT = 2
-
-
-# --------------------------------------------------------------------------- ranged reads
-def _read_range(store: Store, key: str, start: int, end: int, etag: str | None = None) -> Any:
-    """Bytes ``[start, end)`` of ``key`` (a bytes-like object), ``If-Match``-guarded when ``etag`` is given.
-
-    The one place that issues a ranged read. An S3 store gets a bounded
-    ``Range: bytes=start-(end-1)`` request through its obstore client (the
-    connection is reused; an open-ended range cut short would make the
-    server send on and drop the connection, measured 3x slower on loopback);
-    any other store an open-ended ``Store.open(key, start)`` cut at ``end``.
-    A store with a native bounded range read replaces both.
-    """
-    want = end - start
-    client = getattr(store, "_store", None)  # S3Store's obstore client
-    if client is not None:
-        import obstore
-
-        from laion_fmri.remote import _map_error
-
-        options: dict[str, Any] = {"range": (start, end)}
-        if etag:
-            options["if_match"] = f'"{etag}"'
-        try:
-            data = obstore.get(client, key, options=options).bytes()
-        except Exception as exc:
-            raise _map_error(exc, key, store.url) from exc
-        if len(data) != want:
-            raise IntegrityError(
-                f"{key!r}: the source sent {len(data)} bytes for the range {start}-{end - 1} "
-                f"({want} expected); the object is shorter than listed."
-            )
-        return data
-    out = bytearray(want)
-    filled = 0
-    with store.open(key, start=start, if_match=etag) as dl:
-        skip = start - dl.start  # a server that ignored Range sends from byte 0
-        for chunk in dl:
-            view = memoryview(chunk).cast("B")
-            if skip:
-                cut = min(skip, len(view))
-                view, skip = view[cut:], skip - cut
-            take = min(len(view), want - filled)
-            out[filled : filled + take] = view[:take]
-            filled += take
-            if filled >= want:
-                break
-    if filled != want:
-        raise IntegrityError(
-            f"{key!r}: the source sent {filled} bytes for the range {start}-{end - 1} "
-            f"({want} expected); the object is shorter than listed or the transfer was cut."
-        )
-    return out
-
-
-def plan_ranges(
-    size: int, range_bytes: int = DEFAULT_RANGE_BYTES, first_bytes: int | None = None
-) -> list[tuple[int, int]]:
-    """Split ``size`` bytes into consecutive ``[start, end)`` ranges.
-
-    The first range is ``first_bytes`` and each next one doubles up to
-    ``range_bytes``: the decoder can start after a small first read, while
-    the bulk moves in large ranges.
-
-    Parameters
-    ----------
-    size : int
-        Object size.
-    range_bytes : int
-        Bytes per range once ramped up (> 0).
-    first_bytes : int, optional
-        Size of the first range (default ``range_bytes / 8``, at least 64 KiB).
-
-    Returns
-    -------
-    list of tuple of int
-
-    Examples
-    --------
-    >>> plan_ranges(10, 4, first_bytes=4)
-    [(0, 4), (4, 8), (8, 10)]
-    >>> plan_ranges(20, 8, first_bytes=2)
-    [(0, 2), (2, 6), (6, 14), (14, 20)]
-    """
-    if range_bytes <= 0:
-        raise ValueError(f"range_bytes must be positive, got {range_bytes}.")
-    step = first_bytes if first_bytes is not None else max(range_bytes // 8, min(range_bytes, 1 << 16))
-    step = max(1, min(step, range_bytes))
-    out, start = [], 0
-    while start < size:
-        out.append((start, min(start + step, size)))
-        start += step
-        step = min(step * 2, range_bytes)
-    return out
-
-
-class RangeReader:
-    """Fetch an object's ranges concurrently and yield them in order.
-
-    ``in_flight`` requests run at once, and new ones start as soon as a
-    request finishes, independently of how fast the consumer takes ranges,
-    until ``ahead`` ranges are fetched or fetching but not yet consumed:
-    memory is bounded by ``ahead * range_bytes`` and the network never waits
-    for the decoder to finish a range before asking for the next one.
-
-    Parameters
-    ----------
-    store : Store
-        Where the object lives.
-    info : ObjectInfo
-        The object's key, size and ETag (from ``store.head``).
-    range_bytes : int
-        Bytes per request.
-    in_flight : int
-        Requests at once.
-    read_range : callable, optional
-        ``(store, key, start, end, etag) -> bytes``; defaults to the module's one seam.
-    ahead : int, optional
-        Ranges fetched ahead of the consumer (default ``in_flight + 2``).
-
-    Examples
-    --------
-    >>> b"".join(RangeReader(store, store.head(key)))  # doctest: +SKIP
-    """
-
-    def __init__(
-        self, store: Store, info: ObjectInfo, range_bytes: int = DEFAULT_RANGE_BYTES,
-        in_flight: int = DEFAULT_IN_FLIGHT,
-        read_range: Callable[[Store, str, int, int, str | None], Any] | None = None,
-        ahead: int | None = None,
-    ) -> None:
-        self.store = store
-        self.info = info
-        self.ranges = plan_ranges(info.size, range_bytes)
-        self.in_flight = max(1, int(in_flight))
-        self.ahead = max(self.in_flight, int(ahead) if ahead is not None else self.in_flight + 2)
-        self._read = read_range or _read_range
-
-    def __iter__(self) -> Iterator[Any]:
-        slots = threading.Semaphore(self.ahead)
-        ready: queue.Queue[Future[Any] | None] = queue.Queue()
-        stop = threading.Event()
-        pool = ThreadPoolExecutor(self.in_flight, thread_name_prefix="laion-fmri-range")
-
-        def feed() -> None:
-            try:
-                for start, end in self.ranges:
-                    slots.acquire()
-                    if stop.is_set():
-                        break
-                    ready.put(pool.submit(
-                        self._read, self.store, self.info.key, start, end, self.info.etag))
-            finally:
-                ready.put(None)
-
-        feeder = threading.Thread(target=feed, name="laion-fmri-range-feed", daemon=True)
-        feeder.start()
-        try:
-            while (fut := ready.get()) is not None:
-                data = fut.result()
-                slots.release()
-                yield data
-        finally:
-            stop.set()
-            slots.release()  # wakes a feeder waiting for a slot
-            feeder.join()
-            while True:
-                try:
-                    left = ready.get_nowait()
-                except queue.Empty:
-                    break
-                if left is not None:
-                    left.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
 
 
 class RangeStream(io.RawIOBase):
@@ -298,7 +129,8 @@ class StreamedBetas:
     info : ObjectInfo
         Size and ETag the bytes were checked against.
     verified : str
-        ``"md5"``, ``"multipart-md5"`` or ``"size"`` (plus the gzip CRC32 in every case).
+        The content check passed (:attr:`ContentVerifier.method`: ``"crc64nvme"``,
+        ``"md5"``, ``"multipart-md5"``, ``"size"`` ...), plus the gzip CRC32 in every case.
     seconds : float
         Wall time from the first request to the verified array.
     """
@@ -397,13 +229,17 @@ def stream_betas(
     ((1044, 61234), 'md5')
     """
     t0 = time.perf_counter()
-    info = info or store.head(key)
+    first, initial = None, None
+    if info is None:
+        t_head = time.perf_counter()
+        info, first = head_and_start(store, key, first_range_bytes(range_bytes))
+        initial = initial_in_flight(time.perf_counter() - t_head, in_flight)
     verifier = ContentVerifier(info)
     keep_path = Path(keep) if keep is not None else None
     part = keep_path.with_name(keep_path.name + ".part") if keep_path is not None else None
     if part is not None:
         part.parent.mkdir(parents=True, exist_ok=True)
-    reader = RangeReader(store, info, range_bytes, in_flight)
+    reader = RangeReader(store, info, range_bytes, in_flight, first=first, initial_in_flight=initial)
     source = iter(reader)
     tee = VerifyingChunks(source, verifier, part)
     try:
@@ -462,8 +298,9 @@ def stream_sessions(
     sessions_in_flight : int
         Sessions decoded concurrently (each with its own ranged reads).
     in_flight : int
-        Ranged requests at once over all sessions (split between the
-        concurrent ones, so connections and read-ahead memory stay bounded).
+        Ranged requests at once per session (the process-wide
+        :class:`ReadAheadBudget` bounds the read-ahead of all of them together;
+        the earlier session is served first).
     **kwargs
         Passed to :func:`stream_betas` (``range_bytes``, ``on_verified`` ...).
 
@@ -478,13 +315,12 @@ def stream_sessions(
     >>> [r.betas.shape for r in stream_sessions(store, [(k, offsets) for k in keys])]  # doctest: +SKIP
     """
     n = max(1, min(int(sessions_in_flight), len(jobs)))
-    per_session = max(1, -(-int(in_flight) // n))
     with ThreadPoolExecutor(n, thread_name_prefix="laion-fmri-session") as pool:
         pending: deque[Future[StreamedBetas]] = deque()
         try:
             for key, offsets in jobs:
                 pending.append(pool.submit(
-                    stream_betas, store, key, offsets, in_flight=per_session, **kwargs))
+                    stream_betas, store, key, offsets, in_flight=in_flight, **kwargs))
                 if len(pending) >= n:
                     yield pending.popleft().result()
             while pending:
@@ -495,14 +331,16 @@ def stream_sessions(
 
 
 __all__ = [
-    "COMMON_PART_SIZES",
+    "READ_AHEAD",
     "ContentVerifier",
     "RangeReader",
     "RangeStream",
+    "ReadAheadBudget",
     "StreamedBetas",
-    "candidate_part_sizes",
-    "etag_part_count",
+    "first_range_bytes",
+    "head_and_start",
     "plan_ranges",
+    "read_object",
     "stream_betas",
     "stream_sessions",
 ]

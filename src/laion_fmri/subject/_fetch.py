@@ -44,19 +44,14 @@ def fetch_store(fetch: bool | None) -> Any:
 
 
 def _fetch_object(store: Any, key: str, dest: Path) -> None:
-    """One small object from the store into ``dest``, checked (size, MD5/ETag) before it lands."""
-    from laion_fmri._remote_betas import _read_range
-    from laion_fmri._stream_verify import ContentVerifier
+    """One small object from the store into ``dest``, checked (size, checksum/ETag) before it lands."""
+    from laion_fmri._remote_betas import read_object
     from laion_fmri.errors import IntegrityError
 
-    info = store.head(key)
-    body = bytes(_read_range(store, key, 0, info.size, info.etag))
-    verifier = ContentVerifier(info)
-    verifier.update(body)
-    problem = verifier.mismatch()
-    if problem is not None:
-        raise IntegrityError(f"{key} from {store.url} failed its content check ({problem}); "
-                             "nothing was written. Try again.")
+    try:
+        _, body = read_object(store, key)  # one GET: the answer's headers are the reference
+    except IntegrityError as exc:
+        raise IntegrityError(f"{exc} Nothing was written. Try again.") from exc
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     part.write_bytes(body)
