@@ -173,3 +173,19 @@ def test_local_listing_is_in_key_order(local_source: Path, sample_root: Path) ->
     assert keys == sorted(keys) == _sample_keys(sample_root)
     sub = [o.key for o in store.list(layout.subject_glm_prefix(SUB))]
     assert sub == sorted(sub) and len(sub) > 3
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("Generic S3 error: request failed after 3 retries in 315.41293ms", "SourceUnavailableError"),
+        ("HTTP status client error (412 Precondition Failed) for url", "ObjectChangedError"),
+        ("Server returned non-2xx status code: 412", "ObjectChangedError"),
+        ("timed out after 4.412 s", "SourceUnavailableError"),
+    ],
+)
+def test_error_texts_map_by_status_not_by_digits_inside_numbers(message: str, expected: str) -> None:
+    """A duration such as "315.41293ms" holds the digits 412 but is no HTTP 412."""
+    from laion_fmri.stores._http import map_error
+
+    assert type(map_error(TimeoutError(message), "k", "s3://b")).__name__ == expected

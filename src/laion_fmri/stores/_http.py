@@ -40,6 +40,8 @@ _UNAVAILABLE_HINTS = (
     "error decoding response body", "hyper", "protocol", "connection aborted",
     "remote end closed", "read error",
 )
+#: HTTP 412 as a status, not as digits inside a number ("in 315.41293ms").
+_PRECONDITION_RE = re.compile(r"(?<![\d.])412(?![\d.])")
 _SERVER_ERROR_RE = re.compile(r"status(?: code)?:? 5\d\d")
 
 _ADVICE = (
@@ -104,7 +106,7 @@ def map_error(exc: BaseException, key: str, where: str, timeout: float | None = 
     full = str(exc).lower()
     if ("403" in full and "forbidden" in full) or "accessdenied" in full:
         return AccessDeniedError(f"Access denied (HTTP 403) for {key!r} in {where}.")
-    if "412" in full or "precondition" in full:
+    if _PRECONDITION_RE.search(full) or "precondition" in full:
         return ObjectChangedError(f"{key!r} changed in {where} since the transfer started.")
     try:
         import urllib3
