@@ -230,6 +230,7 @@ def main() -> None:
     ap.add_argument("--aws", default=shutil.which("aws"))
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/laion-fmri-bench-wan"))
     ap.add_argument("--only", default="session,large,small")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "download_wan.json")
     args = ap.parse_args()
     if args.child:
         _child(args)
@@ -338,7 +339,7 @@ def main() -> None:
     if "small_aws_sync" in res:
         ratios["small_ours_vs_aws"] = best("small_aws_sync") / best("small_ours")
     out["ratios"] = ratios
-    dest = HERE / "results" / "download_wan.json"
+    dest = args.out
     dest.parent.mkdir(exist_ok=True)
     dest.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(ratios, indent=2))
