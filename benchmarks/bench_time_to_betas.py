@@ -109,6 +109,7 @@ def variant(
         tuning["range_bytes"] = range_bytes
     extra: dict[str, object] = {}
     kept: list[object] = []  # outputs stay alive, as in a user's session (peak RSS counts them)
+    cpu0 = os.times()
     t0 = time.perf_counter()
     if name == "fetch_alone":
         from concurrent.futures import ThreadPoolExecutor
@@ -208,6 +209,9 @@ def variant(
     else:
         raise SystemExit(f"unknown variant {name}")
     seconds = time.perf_counter() - t0
+    cpu1 = os.times()
+    # CPU of this process while timed (the server and proxy take theirs from the same 2 cores).
+    extra["cpu_s"] = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
     return {"variant": name, "seconds": seconds, "peak_rss_mb": _peak_mb(),
             "output_mb": sum(a.nbytes for a in kept) / 2**20, **extra}  # type: ignore[attr-defined]
 
