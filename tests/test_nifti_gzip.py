@@ -127,3 +127,26 @@ def test_bgzf_length_field_mismatch_is_not_trusted(tmp_path: Path) -> None:
     path.write_bytes(bytes(raw))
     with pytest.raises(CorruptFileError, match=r"isize\.nii\.gz.*(damaged|checksum)"):
         nifti.read_masked(path)
+
+
+@pytest.mark.parametrize("style", GZIP_STYLES)
+def test_buffered_reader_is_used_when_the_native_one_does_not_fit(
+    tmp_path: Path, style: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """zlib-ng's native reader is a private class: if its signature changes, reads still work."""
+    from zlib_ng import zlib_ng
+
+    class OtherSignature:
+        def __init__(self, fp: object) -> None:  # one argument fewer than expected
+            raise AssertionError("never constructed with one argument")
+
+    path = _write(tmp_path / f"{style}.nii.gz", style)
+    mask = np.random.default_rng(3).random(SHAPE[:3]) > 0.5
+    monkeypatch.setattr(zlib_ng, "_GzipReader", OtherSignature)
+    out = nifti.read_masked(path, nifti.gather_offsets(mask))
+    np.testing.assert_array_equal(out, _nibabel(path, mask))
+    damaged = bytearray(path.read_bytes())
+    damaged[-6] ^= 0xFF  # the last member's CRC32/length trailer
+    (tmp_path / "bad.nii.gz").write_bytes(bytes(damaged))
+    with pytest.raises(CorruptFileError):
+        nifti.read_masked(tmp_path / "bad.nii.gz", nifti.gather_offsets(mask))

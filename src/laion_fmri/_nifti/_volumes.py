@@ -72,7 +72,14 @@ def _open_volumes(source: Path | BinaryIO, compressed: bool) -> Iterator[Any]:
         return
     with contextlib.ExitStack() as stack:
         fh = source if not isinstance(source, Path) else stack.enter_context(open(source, "rb"))
-        reader = _GzipReader(fh, _GZIP_READ_BUFFER)
+        try:
+            reader = _GzipReader(fh, _GZIP_READ_BUFFER)
+        except TypeError:  # a private class: another zlib-ng may take other arguments
+            reader = None
+        if reader is None:
+            stream = stack.enter_context(open_stream(fh, compressed))
+            yield stream
+            return
         stack.callback(reader.close)
         yield reader
 
