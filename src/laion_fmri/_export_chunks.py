@@ -56,9 +56,7 @@ class ChunkFiles:
     @classmethod
     def from_metadata(cls, folder: Path) -> ChunkFiles | None:
         meta = array_metadata(folder)
-        shape = tuple(meta.get("shape", ()))
-        chunks = meta.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape", [])
-        codecs = [c.get("name") for c in meta.get("codecs", [])]
+        shape, chunks, codecs = array_layout(meta)
         if (meta.get("data_type") != "float32" or len(shape) != 2 or len(chunks) != 2
                 or chunks[0] != shape[0] or not plain_layout(meta)
                 or codecs not in (["bytes"], ["bytes", "blosc"])):
@@ -113,6 +111,13 @@ def array_metadata(folder: Path) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {}
 
 
+def array_layout(meta: dict[str, Any]) -> tuple[tuple[int, ...], list[int], list[str]]:
+    """Shape, chunk shape and codec names of a zarr v3 array's metadata."""
+    shape = tuple(meta.get("shape", ()))
+    chunks = list(meta.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape", []))
+    return shape, chunks, [c.get("name") for c in meta.get("codecs", [])]
+
+
 def plain_layout(meta: dict[str, Any]) -> bool:
     """Default ``c/...`` chunk keys, little-endian bytes, no storage transformers."""
     keys = meta.get("chunk_key_encoding", {})
@@ -125,9 +130,7 @@ def plain_layout(meta: dict[str, Any]) -> bool:
 def read_vector(folder: Path) -> np.ndarray:
     """A small 1-D integer array of the group: one raw chunk read directly, else through zarr."""
     meta = array_metadata(folder)
-    shape = meta.get("shape", [])
-    chunks = meta.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape", [])
-    codecs = [c.get("name") for c in meta.get("codecs", [])]
+    shape, chunks, codecs = array_layout(meta)
     dtype = meta.get("data_type")
     if (len(shape) == 1 and len(chunks) == 1 and chunks[0] >= shape[0] and codecs == ["bytes"]
             and dtype in ("int64", "int32") and plain_layout(meta)):

@@ -17,6 +17,8 @@ from laion_fmri.stores._http import http_get, make_pool
 from laion_fmri.stores.base import (
     DEFAULT_CHUNK_SIZE,
     ObjectInfo,
+    Store,
+    documented_by,
     folder_prefix,
     is_loopback_host,
     redact,
@@ -66,6 +68,7 @@ def check_url(url: str, what: str) -> str:
     return url
 
 
+@documented_by(Store)
 class PresignedStore:
     """A read-only :class:`~laion_fmri.stores.Store` over the access service's presigned URLs.
 
@@ -120,36 +123,12 @@ class PresignedStore:
                 yield self._info(self._files[key])
 
     def list_dirs(self, prefix: str = "") -> list[str]:
-        """Sub-folders of the folder ``prefix``.
-
-        Parameters
-        ----------
-        prefix : str
-            A folder key (``""`` for the root).
-
-        Returns
-        -------
-        list of str
-            ``"<prefix><name>/"`` entries, sorted.
-        """
         folder = folder_prefix(prefix)
         out = {folder + k[len(folder):].split("/", 1)[0] + "/"
                for k in self._files if k.startswith(folder) and "/" in k[len(folder):]}
         return sorted(out)
 
     def list_files(self, prefix: str = "") -> list[ObjectInfo]:
-        """Objects directly inside the folder ``prefix`` (not recursive).
-
-        Parameters
-        ----------
-        prefix : str
-            A folder key (``""`` for the root).
-
-        Returns
-        -------
-        list of ObjectInfo
-            Sorted by key.
-        """
         folder = folder_prefix(prefix)
         return [self._info(self._files[k]) for k in sorted(self._files)
                 if k.startswith(folder) and "/" not in k[len(folder):]]
