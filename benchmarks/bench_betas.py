@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+from _common import peak_mb
+
 HERE = Path(__file__).resolve().parent
 SUB = "sub-03"
 SES = "ses-01"
@@ -46,10 +48,6 @@ def _rss_mb() -> float:
 def _cpu_s() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _link_tree(src: Path, dest: Path, sessions: list[str]) -> None:
@@ -152,7 +150,7 @@ def variant(name: str, data: Path) -> dict[str, object]:
         "variant": name,
         "seconds": seconds,
         "cpu_seconds": _cpu_s() - cpu0,
-        "peak_rss_mb": _peak_mb(),
+        "peak_rss_mb": peak_mb(),
         "baseline_rss_mb": base,
         "shape": list(out.shape),
         "output_mb": out.nbytes / 2**20,
@@ -261,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
                     "load_avg_at_end": os.getloadavg()},
         "method": f"each variant in a fresh process; fastest of {reps} runs (nibabel 2, "
-                  "the 10-session runs once); peak RSS = max ru_maxrss over the runs",
+                  "the 10-session runs once); peak RSS = max VmHWM over the runs",
         "session": {"grid": [143, 143, 143], "n_trials": args.n_trials,
                     "shape": first["shape"], "output_mb": out_mb,
                     "gzip_bytes": (one / layout.betas_key(SUB, SES)).stat().st_size},

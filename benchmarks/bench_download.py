@@ -41,18 +41,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from _common import free_port
+
 HERE = Path(__file__).resolve().parent
 BUCKET = "laion-fmri"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     exe = Path(sys.executable).with_name("moto_server")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "moto.server"]
     proc = subprocess.Popen([*cmd, "-H", "127.0.0.1", "-p", str(port)],
@@ -212,7 +208,7 @@ def _large_folder(work: Path, n: int, mb: int) -> Path:
 
 
 def _start_sendfile_server(root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, str(HERE / "_s3_server.py"), str(root), "--bucket",
                              BUCKET, "--port", str(port), "--checksums"], stdout=subprocess.DEVNULL)
     for _ in range(600):

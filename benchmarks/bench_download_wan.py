@@ -45,12 +45,13 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _common import free_port, wait_port
 
 HERE = Path(__file__).resolve().parent
 BUCKET = "laion-fmri"
@@ -58,24 +59,6 @@ SUB, SES = "sub-03", "ses-01"
 SESSION_PREFIX = f"derivatives/glmsingle-tedana/{SUB}/{SES}/"
 SMALL_PREFIX = "bench-small/"
 DEFAULT_PROXY = HERE / "_wan_proxy.py"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
-    for _ in range(600):
-        if proc.poll() is not None:
-            raise SystemExit(f"{what} exited early")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{what} did not start")
 
 
 def _bucket_tree(work: Path, trials: int) -> Path:
@@ -240,16 +223,16 @@ def main() -> None:
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
     root = _bucket_tree(work, args.trials)
-    server_port, proxy_port = _free_port(), _free_port()
+    server_port, proxy_port = free_port(), free_port()
     server = subprocess.Popen([sys.executable, str(HERE / "_s3_server.py"), str(root), "--bucket",
                                BUCKET, "--port", str(server_port), "--checksums"],
                               stdout=subprocess.DEVNULL)
-    _wait_port(server_port, server, "the S3 server")
+    wait_port(server_port, server, "the S3 server")
     proxy = subprocess.Popen([sys.executable, str(args.proxy), "--upstream", str(server_port),
                               "--port", str(proxy_port), "--conn-mbps", str(args.conn_mbps),
                               "--link-mbps", str(args.link_mbps), "--ttfb-ms", str(args.ttfb_ms)],
                              stdout=subprocess.DEVNULL)
-    _wait_port(proxy_port, proxy, "the WAN proxy")
+    wait_port(proxy_port, proxy, "the WAN proxy")
     endpoint = f"http://127.0.0.1:{proxy_port}"
     env = {**os.environ, "AWS_EC2_METADATA_DISABLED": "true", "AWS_DEFAULT_REGION": "us-west-2",
            "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",

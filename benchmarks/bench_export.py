@@ -46,12 +46,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _common import dir_bytes, peak_mb
 
 HERE = Path(__file__).resolve().parent
 SUB = "sub-03"
@@ -62,15 +63,6 @@ BRAIN_MASK_GLOB = "*res-1pt8_desc-brain_mask.nii.gz"
 READS = ("roi_caches", "roi_zarr", "roi_zarr_library", "roi_zarr_lz4", "roi_zarr_zstd",
          "roi_zarr_export", "blob_caches", "blob_zarr")
 REALISTIC_READS = ("roi_caches", "roi_zarr", "roi_zarr_library", "blob_caches", "blob_zarr")
-
-
-def _peak_mb() -> float:
-    """Peak RSS of this process (VmHWM; ``ru_maxrss`` would include the forking parent)."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _distinct_sessions(work: Path, n_trials: int, n_sessions: int) -> Path:
@@ -144,10 +136,6 @@ def _realistic(data: Path, n_voxels: int) -> Path:
             (out / rel).symlink_to(path.resolve())
     (out / ".laion_fmri").mkdir(exist_ok=True)
     return out
-
-
-def _dir_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def _pick_roi(sub) -> tuple[list[str], int]:  # type: ignore[no-untyped-def]
@@ -244,7 +232,7 @@ def variant(name: str, data: Path, out: Path, roi: list[str], blob: Path) -> dic
         raise SystemExit(f"unknown variant {name}")
     seconds = time.perf_counter() - t0
     return {
-        "variant": name, "seconds": seconds, "peak_rss_mb": _peak_mb(),
+        "variant": name, "seconds": seconds, "peak_rss_mb": peak_mb(),
         "shape": list(result.shape), "output_mb": result.nbytes / 2**20,
         "checksum": float(np.nansum(result, dtype=np.float64)), "import_s": import_s,
     }
@@ -300,10 +288,10 @@ def _suite(data: Path, zarr_out: Path, exports: tuple[str, ...], reads: tuple[st
         for suffix in ("", "_cold") if "zarr" in name else ():
             base = results[f"{baselines[name.split('_')[0]]}{suffix}"]["seconds"]
             speedups[f"{name}{suffix}"] = base / results[f"{name}{suffix}"]["seconds"]
-    sizes = {"per_session_caches": _dir_bytes(data / ".laion_fmri" / "cache") / 2**20}
+    sizes = {"per_session_caches": dir_bytes(data / ".laion_fmri" / "cache") / 2**20}
     for name in exports:
         path = _zarr_path(zarr_out, name)
-        sizes[path.name] = _dir_bytes(path) / 2**20
+        sizes[path.name] = dir_bytes(path) / 2**20
     return {
         "dataset": {"data_dir": data.name, "sessions": len(sub.get_sessions()),
                     "n_trials": results[reads[0]]["shape"][0], "brain_voxels": n_brain,

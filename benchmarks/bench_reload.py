@@ -15,7 +15,7 @@ Builds (once, cached under ``--workdir``) the ``full-grid`` sample (143^3 x
                        reading every page);
 * ``roi_cached``       an ROI of about 5 % of the brain voxels from the cache.
 
-Peak RSS is ``ru_maxrss`` of the child. Results go to ``benchmarks/results/reload.json``.
+Peak RSS is ``VmHWM`` of the child. Results go to ``benchmarks/results/reload.json``.
 """
 
 from __future__ import annotations
@@ -23,20 +23,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from _common import peak_mb
+
 HERE = Path(__file__).resolve().parent
 SUB = "sub-03"
 SES = "ses-01"
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def variant(name: str, data: Path, roi: str | None) -> dict[str, object]:
@@ -53,7 +50,7 @@ def variant(name: str, data: Path, roi: str | None) -> dict[str, object]:
     seconds = time.perf_counter() - t0
     checksum = float(np.nansum(out, dtype=np.float64))  # touches every page
     return {"variant": name, "seconds": seconds, "touched_s": time.perf_counter() - t0,
-            "import_s": imported, "peak_rss_mb": _peak_mb(), "shape": list(out.shape),
+            "import_s": imported, "peak_rss_mb": peak_mb(), "shape": list(out.shape),
             "output_mb": out.nbytes / 2**20, "checksum": checksum}
 
 
@@ -142,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                     "load_avg_at_end": os.getloadavg()},
         "method": f"each run a new Python process; time from load_subject to the returned array "
                   f"(imports excluded, reported as import_s); best of {args.repeats} "
-                  "(first: of 3, cache cleared before each); peak RSS = max ru_maxrss",
+                  "(first: of 3, cache cleared before each); peak RSS = max VmHWM",
         "session": {"grid": [143, 143, 143], "n_trials": args.n_trials, "n_voxels": n,
                     "roi": roi, "roi_voxels": sizes[roi], "roi_fraction": sizes[roi] / n},
         "stored_index_bytes": index_bytes,

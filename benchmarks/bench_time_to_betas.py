@@ -46,7 +46,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -55,35 +54,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_export import SUB, _distinct_sessions, _peak_mb  # noqa: E402
+from _common import dir_bytes, free_port, peak_mb, wait_port  # noqa: E402
+from bench_export import SUB, _distinct_sessions  # noqa: E402
 
 WAN_PROXY = Path(os.environ.get("LAION_FMRI_WAN_PROXY", str(HERE / "_wan_proxy.py")))
 S3_SERVER = HERE / "_s3_server.py"
 BUCKET = "laion-fmri"
 TARGET_RATIO = 1.15
 TARGET_RSS_OVER_OUTPUT_MB = 200
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise SystemExit(f"{proc.args} exited early")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise SystemExit(f"nothing listens on port {port}")
-
-
-def _dir_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 # ----------------------------------------------------------------------------- variants
@@ -143,7 +121,7 @@ def variant(
             if name == "download_then_load":
                 sub = load_subject(SUB, data_dir=target)
                 kept.extend(sub.get_betas(session=s, mask_source="rsquare") for s in sessions)
-                extra["cache_bytes_on_disk"] = _dir_bytes(target / ".laion_fmri" / "cache")
+                extra["cache_bytes_on_disk"] = dir_bytes(target / ".laion_fmri" / "cache")
         finally:
             shutil.rmtree(target, ignore_errors=True)
     elif name == "stream":
@@ -164,8 +142,8 @@ def variant(
             kept.extend(res.values() if isinstance(res, dict) else [res])
             extra["gzip_bytes_on_disk"] = sum(
                 p.stat().st_size for p in target.rglob("*SingletrialBetas_statmap.nii.gz"))
-            extra["cache_bytes_on_disk"] = _dir_bytes(target / ".laion_fmri" / "cache")
-            extra["data_dir_bytes"] = _dir_bytes(target)
+            extra["cache_bytes_on_disk"] = dir_bytes(target / ".laion_fmri" / "cache")
+            extra["data_dir_bytes"] = dir_bytes(target)
         finally:
             shutil.rmtree(target, ignore_errors=True)
     elif name == "serial_stream":
@@ -201,7 +179,7 @@ def variant(
             extra["concatenate_s"] = time.perf_counter() - t1
             del blocks, futures
             client.shutdown()
-        return {"variant": name, "seconds": seconds, "peak_rss_mb": _peak_mb(),
+        return {"variant": name, "seconds": seconds, "peak_rss_mb": peak_mb(),
                 "output_mb": sum(a.nbytes for a in kept) / 2**20,  # type: ignore[attr-defined]
                 "note": "client process only; 2 worker processes, 1 thread each; seconds = all "
                         "session blocks in this process, concatenate_s = joining them after",
@@ -212,7 +190,7 @@ def variant(
     cpu1 = os.times()
     # CPU of this process while timed (the server and proxy take theirs from the same 2 cores).
     extra["cpu_s"] = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
-    return {"variant": name, "seconds": seconds, "peak_rss_mb": _peak_mb(),
+    return {"variant": name, "seconds": seconds, "peak_rss_mb": peak_mb(),
             "output_mb": sum(a.nbytes for a in kept) / 2**20, **extra}  # type: ignore[attr-defined]
 
 
@@ -238,7 +216,7 @@ def _run(name: str, sessions: list[str], data: Path, env: dict[str, str], repeat
 
 def _start(cmd: list[str], port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_port(port, proc)
+    wait_port(port, proc)
     return proc
 
 
@@ -328,12 +306,12 @@ def main(argv: list[str] | None = None) -> int:
     load_start = list(os.getloadavg())
     procs = []
     try:
-        server_port = _free_port()
+        server_port = free_port()
         procs.append(_start([sys.executable, str(S3_SERVER), str(data), "--bucket", BUCKET,
                              "--port", str(server_port), "--checksums"], server_port))
         links = {"loopback": f"http://127.0.0.1:{server_port}"}
         if not args.skip_wan:
-            proxy_port = _free_port()
+            proxy_port = free_port()
             procs.append(_start([sys.executable, str(WAN_PROXY), "--upstream", str(server_port),
                                  "--port", str(proxy_port), "--conn-mbps", "60", "--link-mbps",
                                  "300", "--ttfb-ms", "30"], proxy_port))
