@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
                     "load_avg_at_start": load_start, "load_avg_at_end": list(os.getloadavg())},
         "method": "each variant in a fresh process (fastest of --repeats; peak RSS = max VmHWM, "
                   "outputs kept alive); source = benchmarks/_s3_server.py in its own process "
-                  "(sendfile, multipart ETags, full-object CRC64NVME); WAN = benchmarks/_wan_proxy.py "
+                  f"(sendfile, multipart ETags, full-object CRC64NVME); WAN = {WAN_PROXY} "
                   "60 MB/s per connection, 30 ms first byte, 300 MB/s link; stream = ranged reads "
                   f"({(args.range_mb << 20 or rb.DEFAULT_RANGE_BYTES) >> 20} MiB after a ramp, "
                   f"{args.in_flight or rb.DEFAULT_IN_FLIGHT} in flight per session, "
