@@ -6,7 +6,7 @@ Usage::
 
 Builds (once, cached under ``--workdir``) a ``full-grid`` sample session
 (143^3 x ``n_trials`` float32, gzip level 1) and measures, each variant in a
-fresh subprocess (peak RSS from ``resource.getrusage``):
+fresh subprocess (peak RSS: ``VmHWM``):
 
 * ``ours_first``    ``Subject.get_betas`` whole brain, cache empty (decode + write cache);
 * ``ours_nocache``  the same with ``cache=False`` (pure streaming decode);
