@@ -21,6 +21,10 @@ fresh subprocess:
 * ``roi_zarr_library`` the same columns as ``roi_zarr`` through the zarr
   library's own reader (``zarr.open_array(...).oindex``), to show what the
   direct chunk reader adds;
+* ``floor_roi``       (warm) the least any reader of the export's files does
+  for that result: allocate it and fill it with as many bytes by one
+  contiguous ``pread`` per chunk file (no gather); ``speedups_vs_caches``
+  reports ``roi_caches / floor_roi``, the most any reader could reach;
 * ``blob_caches`` / ``blob_zarr``: a ball of 5,000 brain voxels that is no
   stored ROI (``get_betas(mask=...)`` per session vs ``read(mask=...)``).
 
@@ -226,6 +230,8 @@ def variant(name: str, data: Path, out: Path, roi: list[str], blob: Path) -> dic
         result[:, order] = block
     elif name.startswith("roi_zarr"):
         result = open_export(target).read(roi=roi)
+    elif name == "floor_roi":
+        result = _floor_read(open_export(target), roi)
     elif name == "blob_zarr":
         result = open_export(target).read(mask=sel)
     else:
@@ -236,6 +242,45 @@ def variant(name: str, data: Path, out: Path, roi: list[str], blob: Path) -> dic
         "shape": list(result.shape), "output_mb": result.nbytes / 2**20,
         "checksum": float(np.nansum(result, dtype=np.float64)), "import_s": import_s,
     }
+
+
+def _floor_read(export, roi: list[str]):  # type: ignore[no-untyped-def]
+    """The least any reader of the export's files does for this ROI's result.
+
+    Allocates the ``(n_trials, n_roi)`` result and fills it with as many
+    bytes, copied from the page cache by one contiguous ``pread`` per chunk
+    file holding the ROI (the same threads as ``read``): no gather, no
+    staging. The numbers are not the ROI's; the time is a floor for ``read``.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from laion_fmri._export_chunks import READ_THREADS
+    from laion_fmri._export_layout import plan_chunk_copies
+
+    files = export._chunks
+    cols = export.roi_columns(roi)
+    result = np.empty((export.shape[0], cols.size), np.float32)
+    flat = memoryview(result.reshape(-1)).cast("B")
+    jobs, at = [], 0
+    for plan in plan_chunk_copies(cols, files.width):
+        n = min(files.shape[0] * files.width * 4, flat.nbytes - at)
+        jobs.append((files.path(plan.chunk), flat[at : at + n]))
+        at += n
+    if at < flat.nbytes:
+        raise SystemExit("floor_roi: the ROI's chunk files hold fewer bytes than its result")
+
+    def copy(job: tuple[Path, memoryview]) -> None:
+        fd = os.open(job[0], os.O_RDONLY)
+        try:
+            os.preadv(fd, [job[1]], 0)
+        finally:
+            os.close(fd)
+
+    with ThreadPoolExecutor(READ_THREADS) as pool:
+        list(pool.map(copy, jobs))
+    return result
 
 
 def _run(name: str, data: Path, out: Path, repeats: int, roi: list[str], blob: Path) -> dict[str, object]:
@@ -278,6 +323,8 @@ def _suite(data: Path, zarr_out: Path, exports: tuple[str, ...], reads: tuple[st
     for name in reads:
         for suffix in ("", "_cold"):
             results[name + suffix] = _run(name + suffix, data, zarr_out, repeats, roi, blob)
+    if "roi_zarr" in reads:  # warm only: the page cache to the result, nothing else
+        results["floor_roi"] = _run("floor_roi", data, zarr_out, repeats, roi, blob)
     for kind in ("roi", "blob"):
         sums = {n: r["checksum"] for n, r in results.items() if n.startswith(kind) and "shape" in r}
         if len(set(sums.values())) > 1:
@@ -288,6 +335,9 @@ def _suite(data: Path, zarr_out: Path, exports: tuple[str, ...], reads: tuple[st
         for suffix in ("", "_cold") if "zarr" in name else ():
             base = results[f"{baselines[name.split('_')[0]]}{suffix}"]["seconds"]
             speedups[f"{name}{suffix}"] = base / results[f"{name}{suffix}"]["seconds"]
+    if "floor_roi" in results:
+        # The most any reader of these files could reach: caches / (allocate + one copy).
+        speedups["floor_roi"] = results["roi_caches"]["seconds"] / results["floor_roi"]["seconds"]
     sizes = {"per_session_caches": dir_bytes(data / ".laion_fmri" / "cache") / 2**20}
     for name in exports:
         path = _zarr_path(zarr_out, name)

@@ -71,8 +71,9 @@ def variant(
     """Run one measurement in this (fresh) process; the source comes from the environment."""
     import awscrt.checksums  # noqa: F401 - the content checks' CRC; imports are not timed
 
+    from laion_fmri import _nifti as nifti
     from laion_fmri import _remote_betas as rb
-    from laion_fmri import layout, nifti
+    from laion_fmri import layout
     from laion_fmri._distributed_betas import lazy_remote_betas
     from laion_fmri._mask_index import derive_mask_index
     from laion_fmri.stores import open_store
@@ -96,12 +97,13 @@ def variant(
         n = min(rb.DEFAULT_SESSIONS_IN_FLIGHT, len(keys))
 
         def fetch(key: str) -> int:
-            first = rb.first_range_bytes(tuning.get("range_bytes", rb.DEFAULT_RANGE_BYTES))
+            # As stream_betas does it: the first ranges go out with the listing.
+            in_flight = tuning.get("in_flight", rb.DEFAULT_IN_FLIGHT)
+            leading = rb.leading_ranges(tuning.get("range_bytes", rb.DEFAULT_RANGE_BYTES), in_flight)
             t_head = time.perf_counter()
-            info, start = rb.head_and_start(store, key, first)
-            initial = rb.initial_in_flight(time.perf_counter() - t_head,
-                                           tuning.get("in_flight", rb.DEFAULT_IN_FLIGHT))
-            return sum(len(b) for b in rb.RangeReader(store, info, first=start,
+            info, early = rb.head_and_prefetch(store, key, leading)
+            initial = rb.initial_in_flight(time.perf_counter() - t_head, in_flight)
+            return sum(len(b) for b in rb.RangeReader(store, info, prefetch=early,
                                                       initial_in_flight=initial, **tuning))
 
         with ThreadPoolExecutor(n) as pool:

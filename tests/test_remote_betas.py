@@ -303,32 +303,63 @@ def test_read_ahead_runs_without_the_consumer_and_stays_bounded() -> None:
     assert b"".join(rb.RangeReader(None, info, 7, 3, read_range=fake_read)) == bytes(100)  # type: ignore[arg-type]
 
 
-def test_head_and_first_bytes_in_one_round_trip(store, sample_root: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def _taken(early, start, end, etag):  # type: ignore[no-untyped-def]
+    """A prefetched read's answer for ``[start, end)``, or None if not usable."""
+    taken = early.take(start, end, etag)
+    if taken is None:
+        return None
+    answer = taken[0].result()
+    early.budget.release(taken[1])
+    return answer[2] if rb.Prefetch.usable(answer, end, etag) else None
+
+
+def test_listing_and_first_ranges_in_one_round_trip(store, sample_root: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     key = layout.betas_key(SUB, "ses-01")
     original = (sample_root / layout.local_relpath(key)).read_bytes()
-    info, start = rb.head_and_start(store, key, 4096)
-    assert info.size == len(original) and start is not None
-    assert start[0] == 4096 and b"".join(start[1]) == original[:4096]
-    # An object shorter than asked: all of it.
+    budget = rb.ReadAheadBudget(1 << 20)
+    leading = rb.leading_ranges(64 * 1024, 4)
+    info, early = rb.head_and_prefetch(store, key, leading, budget)
+    assert info.size == len(original) and len(early) == 4
+    assert budget.held == sum(e - s for s, e in leading)
+    for start, end in leading:
+        assert b"".join(_taken(early, start, end, info.etag)) == original[start:end]
+    assert budget.held == 0
+    # An object shorter than the reads asked for: the one that covers its end is all of
+    # it, the ones past the end are dropped and give their budget back.
     tiny = layout.trials_key(SUB, "ses-01")
     tiny_bytes = (sample_root / layout.local_relpath(tiny)).read_bytes()
-    info, start = rb.head_and_start(store, tiny, len(tiny_bytes) + 1000)
-    assert start is not None and b"".join(start[1]) == tiny_bytes
-    # Another version answered the early read than the HEAD: it is not used (the
+    wide = [(0, len(tiny_bytes) + 1000), (len(tiny_bytes) + 1000, len(tiny_bytes) + 5000)]
+    info, early = rb.head_and_prefetch(store, tiny, wide, budget)
+    assert b"".join(_taken(early, 0, len(tiny_bytes), info.etag)) == tiny_bytes
+    early.close()
+    deadline = time.monotonic() + 5
+    while budget.held and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert budget.held == 0
+    # The budget bounds what is asked for before the listing: no waiting, fewer reads.
+    info, early = rb.head_and_prefetch(store, key, leading, rb.ReadAheadBudget(100 * 1024))
+    assert len(early) == 1  # the first range (64 KiB) fits; the second (128 KiB) does not
+    early.close()
+    # Another version answered the early reads than the HEAD: they are not used (the
     # ranged reads ask again with If-Match), and the stream still matches the file.
     real = ranged._get_range
+    again: list[int] = []
 
     def other_version(store, key, start, end, etag=None):  # type: ignore[no-untyped-def]
         got, answer_etag, pieces = real(store, key, start, end, etag)
+        if etag is not None:
+            again.append(start)
         return got, ("0" * 32 if etag is None else answer_etag), pieces
 
     monkeypatch.setattr(ranged, "_get_range", other_version)
-    info, start = rb.head_and_start(store, key, 4096)
-    assert start is None
+    info, early = rb.head_and_prefetch(store, key, leading, budget)
+    assert _taken(early, 0, leading[0][1], info.etag) is None
+    early.close()
     offsets = _offsets(sample_root)
     res = rb.stream_betas(store, key, offsets, range_bytes=64 * 1024)
     local = sample_root / layout.local_relpath(key)
     np.testing.assert_array_equal(res.betas, nifti.read_masked(local, offsets))
+    assert 0 in again and rb.READ_AHEAD.held == 0
 
 
 def test_small_objects_and_streams_damaged_in_transit_are_refused(  # type: ignore[no-untyped-def]

@@ -1,13 +1,13 @@
 """Ranged reads of an object from the source, fetched ahead of a consumer with bounded memory.
 
 * :func:`_get_range` is the one place that issues a ranged GET (bounded
-  ``Range``, ``If-Match``); :func:`head_and_start` asks for the object's
-  listing and its first bytes in one round trip; :func:`read_object` reads a
-  small object in one GET, checked against that answer's headers;
-* :class:`RangeReader` fetches an object's ranges on a process-wide thread
-  pool, ``in_flight`` at once, and yields their pieces in order;
-* :class:`ReadAheadBudget` (:data:`READ_AHEAD`) caps the bytes requested but
-  not yet consumed by every reader of the process together.
+  ``Range``, ``If-Match``); :func:`head_and_prefetch` asks for the object's
+  listing and its first ranges in one round trip (:class:`Prefetch`);
+  :func:`read_object` reads a small object in one GET, checked against that
+  answer's headers;
+* :class:`RangeReader` fetches an object's ranges on the process-wide thread
+  pool, ``in_flight`` at once, and yields their pieces in order, within the
+  process-wide read-ahead budget (both in :mod:`laion_fmri._read_budget`).
 
 Used by :mod:`laion_fmri._remote_betas` (streaming decode) and
 :mod:`laion_fmri._distributed_betas` (small objects on workers).
@@ -15,14 +15,20 @@ Used by :mod:`laion_fmri._remote_betas` (streaming decode) and
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from typing import Any
 
+from laion_fmri._read_budget import (
+    DEFAULT_READ_AHEAD_BYTES,
+    RANGE_THREADS,
+    READ_AHEAD,
+    ReadAheadBudget,
+    range_pool,
+)
 from laion_fmri._stream_verify import ContentVerifier
 from laion_fmri.errors import IntegrityError
 from laion_fmri.stores import ObjectInfo, Store
@@ -44,11 +50,6 @@ _WAIT_SIGNAL_S = 0.002
 _GROW_STEP = 2
 #: A first round trip longer than this is a long link: all requests from the start.
 _HIGH_LATENCY_S = 0.010
-#: Read-ahead of all streams of a process together (requested, not yet decoded).
-DEFAULT_READ_AHEAD_BYTES = 32 * MiB
-#: Threads running ranged requests, for all streams of a process together.
-RANGE_THREADS = 16
-#: Bytes per socket read inside one range. Measured (4 sessions on loopback,
 #: interleaved runs): 256 KiB beat 96 KiB and 1 MiB; also where malloc's
 #: thresholds are fixed (dask workers set ``MALLOC_TRIM_THRESHOLD_``) it did no worse.
 _READ_PIECE = 256 * 1024
@@ -149,10 +150,15 @@ def _read_range(store: Store, key: str, start: int, end: int, etag: str | None =
     return pieces[0] if len(pieces) == 1 and isinstance(pieces[0], bytes) else b"".join(pieces)
 
 
-def head_and_start(
-    store: Store, key: str, nbytes: int
-) -> tuple[ObjectInfo, tuple[int, list[Any]] | None]:
-    """``store.head(key)`` and the object's first ``nbytes`` at once: one round trip, not two.
+class Prefetch:
+    """Ranged reads started before the object's size and ETag are known.
+
+    Asked for together with the listing (:func:`head_and_prefetch`), so a
+    long first-byte latency is paid once, not once for the listing and again
+    for every range of the ramp. Each read holds its bytes of ``budget``
+    from the start; a read the object turns out not to need (past its end),
+    or that another version of the object answered, gives them back when it
+    ends, and a range is then asked for again with ``If-Match``.
 
     Parameters
     ----------
@@ -160,38 +166,129 @@ def head_and_start(
         The source.
     key : str
         Object key.
-    nbytes : int
-        Bytes to read from the start.
+    ranges : sequence of (int, int)
+        ``[start, end)`` ranges to ask for now, as many as ``budget`` allows
+        at once without waiting.
+    budget : ReadAheadBudget, optional
+        Default: the process-wide :data:`READ_AHEAD`.
+    """
+
+    def __init__(
+        self, store: Store, key: str, ranges: Sequence[tuple[int, int]],
+        budget: ReadAheadBudget | None = None,
+    ) -> None:
+        self.budget = budget if budget is not None else READ_AHEAD
+        self._pending: dict[int, tuple[int, Future[Any]]] = {}
+        pool = range_pool()
+        for start, end in ranges:
+            if not self.budget.try_acquire(end - start):
+                break
+            self._pending[start] = (end, pool.submit(_get_range, store, key, start, end))
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def take(self, start: int, end: int, etag: str | None) -> tuple[Future[Any], int] | None:
+        """The read of ``[start, end)`` if one was started: ``(future of its answer, bytes held)``.
+
+        The future's result is ``(end of what came, the answer's ETag,
+        pieces)`` (:func:`_get_range`); :meth:`usable` tells whether it
+        serves the range. ``None`` when no read starting at ``start`` was
+        asked for, or it asked for less than ``end``.
+        """
+        item = self._pending.pop(start, None)
+        if item is None:
+            return None
+        asked_end, fut = item
+        if asked_end < end:
+            self._give_back(asked_end - start, fut)
+            return None
+        return fut, asked_end - start
+
+    @staticmethod
+    def usable(answer: tuple[int, str | None, list[Any]], end: int, etag: str | None) -> bool:
+        """True when a prefetched answer is exactly ``[..., end)`` of the listed version."""
+        got, answer_etag, _ = answer
+        return got == end and (etag is None or answer_etag == etag)
+
+    def close(self) -> None:
+        """Give back the budget of every read not taken (when each ends); cancel those not started."""
+        for start, (end, fut) in list(self._pending.items()):
+            self._give_back(end - start, fut)
+        self._pending.clear()
+
+    def _give_back(self, n: int, fut: Future[Any]) -> None:
+        fut.cancel()
+        fut.add_done_callback(lambda _: self.budget.release(n))
+
+
+def head_and_prefetch(
+    store: Store, key: str, ranges: Sequence[tuple[int, int]],
+    budget: ReadAheadBudget | None = None,
+) -> tuple[ObjectInfo, Prefetch]:
+    """``store.head(key)`` and the object's first ranges at once: one round trip, not several.
+
+    Parameters
+    ----------
+    store : Store
+        The source.
+    key : str
+        Object key.
+    ranges : sequence of (int, int)
+        The first ranges the reader will want (:func:`leading_ranges`); the
+        size is not known yet, so some may lie past the object's end (they
+        are dropped).
+    budget : ReadAheadBudget, optional
+        Their bytes are held from this budget (default :data:`READ_AHEAD`).
 
     Returns
     -------
-    tuple
-        The HEAD's :class:`ObjectInfo`, and ``(end, pieces)`` of the first
-        bytes, or ``None`` when they cannot be used (another version of the
-        object answered, or the read failed: the ranged reads then ask again,
-        with ``If-Match``, and report what is wrong).
+    tuple of (ObjectInfo, Prefetch)
+        The HEAD's answer, and the reads in flight for :class:`RangeReader`.
 
     Examples
     --------
-    >>> info, start = head_and_start(store, key, 1 << 18)  # doctest: +SKIP
+    >>> info, early = head_and_prefetch(store, key, leading_ranges(2 << 20, 12))  # doctest: +SKIP
+    >>> reader = RangeReader(store, info, prefetch=early)  # doctest: +SKIP
     """
-    pool = _range_pool()
+    pool = range_pool()
     head = pool.submit(store.head, key)
-    start = pool.submit(_get_range, store, key, 0, nbytes)  # size and ETag not known yet
+    early = Prefetch(store, key, ranges, budget)
     try:
         info = head.result()
     except BaseException:
-        start.cancel()
+        early.close()
         raise
-    try:
-        end, etag, pieces = start.result()
-    except Exception:
-        return info, None
-    if end <= 0 or end > info.size or (end < nbytes and end != info.size) or (
-        info.etag is not None and etag != info.etag
-    ):
-        return info, None
-    return info, (end, pieces)
+    return info, early
+
+
+def leading_ranges(
+    range_bytes: int = DEFAULT_RANGE_BYTES, count: int = DEFAULT_IN_FLIGHT
+) -> list[tuple[int, int]]:
+    """The first ``count`` ranges :func:`plan_ranges` gives any object large enough.
+
+    Parameters
+    ----------
+    range_bytes : int
+        Bytes per range once ramped up.
+    count : int
+        How many.
+
+    Returns
+    -------
+    list of tuple of int
+
+    Examples
+    --------
+    >>> leading_ranges(8 * MiB, 3) == plan_ranges(100 * MiB, 8 * MiB)[:3]
+    True
+    """
+    step, start, out = first_range_bytes(range_bytes), 0, []
+    for _ in range(max(0, count)):
+        out.append((start, start + step))
+        start += step
+        step = min(step * 2, range_bytes)
+    return out
 
 
 def plan_ranges(
@@ -210,7 +307,7 @@ def plan_ranges(
     range_bytes : int
         Bytes per range once ramped up (> 0).
     first_bytes : int, optional
-        Size of the first range (default ``range_bytes / 8``, at least 64 KiB).
+        Size of the first range (default :func:`first_range_bytes`).
 
     Returns
     -------
@@ -236,7 +333,11 @@ def plan_ranges(
 
 
 def first_range_bytes(range_bytes: int) -> int:
-    """Size of an object's first range: ``range_bytes / 8``, at least 64 KiB (the header's read).
+    """Size of an object's first range: ``range_bytes / 32``, at least 64 KiB (the header's read).
+
+    Small, so decoding starts after one first-byte latency and little
+    transfer; measured behind the WAN proxy, 64 KiB then doubling to 2 MiB
+    started decoding sooner than 256 KiB did.
 
     Parameters
     ----------
@@ -248,10 +349,10 @@ def first_range_bytes(range_bytes: int) -> int:
 
     Examples
     --------
-    >>> first_range_bytes(2 << 20) == 256 * 1024
+    >>> first_range_bytes(2 << 20) == 64 * 1024
     True
     """
-    return max(range_bytes // 8, min(range_bytes, 1 << 16))
+    return max(range_bytes // 32, min(range_bytes, 1 << 16))
 
 
 def initial_in_flight(round_trip_s: float, in_flight: int) -> int:
@@ -264,7 +365,7 @@ def initial_in_flight(round_trip_s: float, in_flight: int) -> int:
     Parameters
     ----------
     round_trip_s : float
-        Seconds the HEAD and first bytes took (:func:`head_and_start`).
+        Seconds the HEAD took (:func:`head_and_prefetch`).
     in_flight : int
         The most requests at once.
 
@@ -278,74 +379,6 @@ def initial_in_flight(round_trip_s: float, in_flight: int) -> int:
     (12, 3)
     """
     return in_flight if round_trip_s > _HIGH_LATENCY_S else min(in_flight, INITIAL_IN_FLIGHT)
-
-
-class ReadAheadBudget:
-    """Bytes of ranges requested but not yet decoded, shared by every stream of a process.
-
-    Sessions streamed at the same time (``stream_sessions``, ``get_betas``
-    of several sessions) draw on one budget, so their read-ahead together
-    stays below ``max_bytes`` whatever the number of sessions; the session
-    that asked first is served first. A range larger than the whole budget
-    is let through when nothing else is held (no deadlock).
-
-    Parameters
-    ----------
-    max_bytes : int
-        The cap.
-
-    Examples
-    --------
-    >>> budget = ReadAheadBudget(10)
-    >>> budget.acquire(8), budget.held
-    (True, 8)
-    >>> budget.release(8); budget.held
-    0
-    """
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = int(max_bytes)
-        self.held = 0
-        self._cond = threading.Condition()
-
-    def acquire(self, n: int, stop: threading.Event | None = None) -> bool:
-        """Wait until ``n`` bytes fit (``False`` if ``stop`` was set meanwhile).
-
-        Parameters
-        ----------
-        n : int
-            Bytes wanted.
-        stop : threading.Event, optional
-            Gives up waiting once set.
-
-        Returns
-        -------
-        bool
-        """
-        with self._cond:
-            while self.held and self.held + n > self.max_bytes:
-                if stop is not None and stop.is_set():
-                    return False
-                self._cond.wait(0.05)
-            if stop is not None and stop.is_set():
-                return False
-            self.held += n
-            return True
-
-    def release(self, n: int) -> None:
-        """Give ``n`` bytes back.
-
-        Parameters
-        ----------
-        n : int
-        """
-        with self._cond:
-            self.held -= n
-            self._cond.notify_all()
-
-
-#: The process-wide budget (:data:`DEFAULT_READ_AHEAD_BYTES`).
-READ_AHEAD = ReadAheadBudget(DEFAULT_READ_AHEAD_BYTES)
 
 
 class RangeReader:
@@ -377,8 +410,10 @@ class RangeReader:
         Ranges fetched ahead of the consumer (default ``in_flight + 2``).
     budget : ReadAheadBudget, optional
         Shared cap on read-ahead bytes (default: the process-wide :data:`READ_AHEAD`).
-    first : tuple of (int, list), optional
-        ``(end, pieces)``: bytes ``[0, end)`` already read (:func:`head_and_start`).
+    prefetch : Prefetch, optional
+        Reads of the first ranges already in flight (:func:`head_and_prefetch`);
+        each serves its range if it brought exactly that range of this
+        version of the object, else the range is asked for again.
     initial_in_flight : int, optional
         Requests at once to start with (default :data:`INITIAL_IN_FLIGHT`;
         :func:`initial_in_flight` picks it from the first round trip).
@@ -393,13 +428,13 @@ class RangeReader:
         in_flight: int = DEFAULT_IN_FLIGHT,
         read_range: Callable[[Store, str, int, int, str | None], Any] | None = None,
         ahead: int | None = None, budget: ReadAheadBudget | None = None,
-        first: tuple[int, list[Any]] | None = None, initial_in_flight: int | None = None,
+        prefetch: Prefetch | None = None, initial_in_flight: int | None = None,
     ) -> None:
         self.store = store
         self.info = info
-        self._first = first if first is not None and 0 < first[0] <= info.size else None
+        self.prefetch = prefetch
         self.initial_in_flight = initial_in_flight or INITIAL_IN_FLIGHT
-        self.ranges = plan_ranges(info.size, range_bytes, self._first[0] if self._first else None)
+        self.ranges = plan_ranges(info.size, range_bytes)
         self.in_flight = max(1, int(in_flight))
         self.ahead = max(self.in_flight, int(ahead) if ahead is not None else self.in_flight + 2)
         self.budget = budget if budget is not None else READ_AHEAD
@@ -415,21 +450,21 @@ class RangeReader:
         requests = threading.Semaphore(limit)
         ready: queue.Queue[tuple[Future[Any], int] | None] = queue.Queue()
         stop = threading.Event()
-        pool = _range_pool()
+        pool = range_pool()
         budget = self.budget
 
         def feed() -> None:
             try:
                 for start, end in self.ranges:
                     slots.acquire()
-                    if stop.is_set() or not budget.acquire(end - start, stop):
+                    if stop.is_set():
                         break
-                    if start == 0 and self._first is not None:
-                        fut: Future[Any] = Future()
-                        fut.set_result(self._first[1])
-                        self._first = None
-                        ready.put((fut, end - start))
+                    early = self.prefetch.take(start, end, self.info.etag) if self.prefetch else None
+                    if early is not None:  # its budget is held already
+                        ready.put((self._serve_prefetched(early[0], start, end), early[1]))
                         continue
+                    if not budget.acquire(end - start, stop):
+                        break
                     requests.acquire()
                     if stop.is_set():
                         requests.release()
@@ -469,6 +504,8 @@ class RangeReader:
             slots.release()  # wakes a feeder waiting for a slot
             requests.release()  # ... or for a request
             feeder.join()
+            if self.prefetch is not None:
+                self.prefetch.close()  # reads past the object's end, or not needed any more
             if held:
                 budget.release(held)
             while True:
@@ -482,30 +519,31 @@ class RangeReader:
                     left[0].cancel()
 
 
-_POOL_LOCK = threading.Lock()
-_POOL: ThreadPoolExecutor | None = None
+    def _serve_prefetched(self, early: Future[Any], start: int, end: int) -> Future[Any]:
+        """The pieces of ``[start, end)``: the prefetched answer if usable, else a new read."""
+        out: Future[Any] = Future()
+        out.set_running_or_notify_cancel()  # ends only when a request has ended (budget)
+        etag = self.info.etag
 
+        def settle(fut: Future[Any]) -> None:
+            try:
+                out.set_result(fut.result())
+            except BaseException as exc:
+                out.set_exception(exc)
 
-def _range_pool() -> ThreadPoolExecutor:
-    """The process-wide threads that run ranged requests (shared by every stream).
+        def answered(fut: Future[Any]) -> None:
+            try:
+                answer = fut.result()
+            except BaseException:
+                answer = None
+            if answer is not None and Prefetch.usable(answer, end, etag):
+                out.set_result(answer[2])
+                return
+            range_pool().submit(self._read, self.store, self.info.key, start, end,
+                                 etag).add_done_callback(settle)
 
-    One pool instead of one per object keeps the thread count (and the malloc
-    arenas each busy thread ends up with) bounded when sessions stream side by side.
-    """
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(RANGE_THREADS, thread_name_prefix="laion-fmri-range")
-        return _POOL
-
-
-def _forget_pool() -> None:  # a forked child does not inherit the parent's threads
-    global _POOL
-    _POOL = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
+        early.add_done_callback(answered)
+        return out
 
 
 __all__ = [
@@ -515,11 +553,13 @@ __all__ = [
     "INITIAL_IN_FLIGHT",
     "RANGE_THREADS",
     "READ_AHEAD",
+    "Prefetch",
     "RangeReader",
     "ReadAheadBudget",
     "first_range_bytes",
-    "head_and_start",
+    "head_and_prefetch",
     "initial_in_flight",
+    "leading_ranges",
     "plan_ranges",
     "read_object",
 ]

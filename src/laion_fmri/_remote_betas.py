@@ -48,12 +48,14 @@ from laion_fmri._ranged_reads import (  # noqa: F401 - re-exported: the streamer
     DEFAULT_RANGE_BYTES,
     DEFAULT_READ_AHEAD_BYTES,
     READ_AHEAD,
+    Prefetch,
     RangeReader,
     ReadAheadBudget,
     _read_range,
     first_range_bytes,
-    head_and_start,
+    head_and_prefetch,
     initial_in_flight,
+    leading_ranges,
     plan_ranges,
     read_object,
 )
@@ -229,20 +231,22 @@ def stream_betas(
     ((1044, 61234), 'md5')
     """
     t0 = time.perf_counter()
-    first, initial = None, None
+    early, initial = None, None
     if info is None:
         t_head = time.perf_counter()
-        info, first = head_and_start(store, key, first_range_bytes(range_bytes))
+        # The first ranges go out with the listing: one first-byte latency before decoding.
+        info, early = head_and_prefetch(store, key, leading_ranges(range_bytes, in_flight))
         initial = initial_in_flight(time.perf_counter() - t_head, in_flight)
-    verifier = ContentVerifier(info)
     keep_path = Path(keep) if keep is not None else None
     part = keep_path.with_name(keep_path.name + ".part") if keep_path is not None else None
-    if part is not None:
-        part.parent.mkdir(parents=True, exist_ok=True)
-    reader = RangeReader(store, info, range_bytes, in_flight, first=first, initial_in_flight=initial)
-    source = iter(reader)
-    tee = VerifyingChunks(source, verifier, part)
     try:
+        if part is not None:
+            part.parent.mkdir(parents=True, exist_ok=True)
+        verifier = ContentVerifier(info)
+        reader = RangeReader(store, info, range_bytes, in_flight, prefetch=early,
+                             initial_in_flight=initial)
+        source = iter(reader)
+        tee = VerifyingChunks(source, verifier, part)
         try:
             raw = io.BufferedReader(RangeStream(tee, name=key), buffer_size=1 << 16)
             header = _header_from_stream(raw, key)
@@ -268,6 +272,8 @@ def stream_betas(
                 "or cached. Try again; if it persists the source copy is damaged."
             )
     except BaseException:
+        if early is not None:
+            early.close()  # reads the reader never took give their budget back
         if part is not None:
             part.unlink(missing_ok=True)
         raise
@@ -338,7 +344,7 @@ __all__ = [
     "ReadAheadBudget",
     "StreamedBetas",
     "first_range_bytes",
-    "head_and_start",
+    "head_and_prefetch",
     "plan_ranges",
     "read_object",
     "stream_betas",
