@@ -100,10 +100,10 @@ def variant(
             # As stream_betas does it: the first ranges go out with the listing.
             in_flight = tuning.get("in_flight", rb.DEFAULT_IN_FLIGHT)
             leading = rb.leading_ranges(tuning.get("range_bytes", rb.DEFAULT_RANGE_BYTES), in_flight)
-            t_head = time.perf_counter()
-            info, early = rb.head_and_prefetch(store, key, leading)
-            initial = rb.initial_in_flight(time.perf_counter() - t_head, in_flight)
-            return sum(len(b) for b in rb.RangeReader(store, info, prefetch=early,
+            start = rb.ObjectStart(store, key, leading)
+            info, round_trip = start.result()
+            initial = rb.initial_in_flight(round_trip, in_flight)
+            return sum(len(b) for b in rb.RangeReader(store, info, prefetch=start.prefetch,
                                                       initial_in_flight=initial, **tuning))
 
         with ThreadPoolExecutor(n) as pool:

@@ -121,3 +121,54 @@ def test_fetch_all_sessions_pipelined(fetching: Path, shared_downloaded: Path) -
     for s in public:
         np.testing.assert_array_equal(out[s], reference.get_betas(s, roi="face"))
     assert _betas_files(fetching) == []
+
+
+def test_betas_are_asked_for_while_the_brain_mask_comes(fetching: Path, shared_downloaded: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh data dir: the betas' first ranges go out before the mask has arrived, once."""
+    import threading
+    import time
+
+    events: list[tuple[str, str, int]] = []
+    lock = threading.Lock()
+    real_range, real_object = ranged._get_range, rb.read_object
+
+    def logged_range(store, key, start, end, etag=None):  # type: ignore[no-untyped-def]
+        with lock:
+            events.append(("range", key, start))
+        return real_range(store, key, start, end, etag)
+
+    def slow_object(store, key):  # type: ignore[no-untyped-def]
+        time.sleep(0.2)  # a long link: the mask takes a while
+        out = real_object(store, key)
+        with lock:
+            events.append(("object", key, 0))
+        return out
+
+    monkeypatch.setattr(ranged, "_get_range", logged_range)
+    monkeypatch.setattr(rb, "read_object", slow_object)
+    reference = Subject(SUB, shared_downloaded)
+    sessions = [SES, "ses-02"]
+    out = Subject(SUB, fetching).get_betas(sessions, fetch=True)
+    for s in sessions:
+        np.testing.assert_array_equal(out[s], reference.get_betas(s))
+    mask_key = layout.anatomical_brain_mask_key(SUB)
+    mask_at = events.index(("object", mask_key, 0))
+    for s in sessions:
+        first = ("range", layout.betas_key(SUB, s), 0)
+        assert events.index(first) < mask_at  # asked for before the mask arrived
+        assert events.count(first) == 1  # and used: not asked for again
+    assert rb._STARTED == {}
+    assert _betas_files(fetching) == []
+
+    # A load that fails after the early start (an unknown ROI) leaves nothing held.
+    fresh = fetching / "again"
+    fresh.mkdir()
+    accept_dataset_license(fresh)
+    with pytest.raises(Exception, match="nope"):
+        Subject(SUB, fresh).get_betas("ses-03", roi="nope", fetch=True)
+    assert ("range", layout.betas_key(SUB, "ses-03"), 0) in events
+    deadline = time.monotonic() + 5
+    while rb.READ_AHEAD.held and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert rb.READ_AHEAD.held == 0 and rb._STARTED == {}

@@ -318,18 +318,20 @@ def test_listing_and_first_ranges_in_one_round_trip(store, sample_root: Path, mo
     original = (sample_root / layout.local_relpath(key)).read_bytes()
     budget = rb.ReadAheadBudget(1 << 20)
     leading = rb.leading_ranges(64 * 1024, 4)
-    info, early = rb.head_and_prefetch(store, key, leading, budget)
+    start = rb.ObjectStart(store, key, leading, budget)
+    (info, _), early = start.result(), start.prefetch
     assert info.size == len(original) and len(early) == 4
     assert budget.held == sum(e - s for s, e in leading)
-    for start, end in leading:
-        assert b"".join(_taken(early, start, end, info.etag)) == original[start:end]
+    for lo, hi in leading:
+        assert b"".join(_taken(early, lo, hi, info.etag)) == original[lo:hi]
     assert budget.held == 0
     # An object shorter than the reads asked for: the one that covers its end is all of
     # it, the ones past the end are dropped and give their budget back.
     tiny = layout.trials_key(SUB, "ses-01")
     tiny_bytes = (sample_root / layout.local_relpath(tiny)).read_bytes()
     wide = [(0, len(tiny_bytes) + 1000), (len(tiny_bytes) + 1000, len(tiny_bytes) + 5000)]
-    info, early = rb.head_and_prefetch(store, tiny, wide, budget)
+    start = rb.ObjectStart(store, tiny, wide, budget)
+    (info, _), early = start.result(), start.prefetch
     assert b"".join(_taken(early, 0, len(tiny_bytes), info.etag)) == tiny_bytes
     early.close()
     deadline = time.monotonic() + 5
@@ -337,7 +339,7 @@ def test_listing_and_first_ranges_in_one_round_trip(store, sample_root: Path, mo
         time.sleep(0.01)
     assert budget.held == 0
     # The budget bounds what is asked for before the listing: no waiting, fewer reads.
-    info, early = rb.head_and_prefetch(store, key, leading, rb.ReadAheadBudget(100 * 1024))
+    early = rb.ObjectStart(store, key, leading, rb.ReadAheadBudget(100 * 1024)).prefetch
     assert len(early) == 1  # the first range (64 KiB) fits; the second (128 KiB) does not
     early.close()
     # Another version answered the early reads than the HEAD: they are not used (the
@@ -352,7 +354,8 @@ def test_listing_and_first_ranges_in_one_round_trip(store, sample_root: Path, mo
         return got, ("0" * 32 if etag is None else answer_etag), pieces
 
     monkeypatch.setattr(ranged, "_get_range", other_version)
-    info, early = rb.head_and_prefetch(store, key, leading, budget)
+    start = rb.ObjectStart(store, key, leading, budget)
+    (info, _), early = start.result(), start.prefetch
     assert _taken(early, 0, leading[0][1], info.etag) is None
     early.close()
     offsets = _offsets(sample_root)

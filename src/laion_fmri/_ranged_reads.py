@@ -1,8 +1,9 @@
 """Ranged reads of an object from the source, fetched ahead of a consumer with bounded memory.
 
 * :func:`_get_range` is the one place that issues a ranged GET (bounded
-  ``Range``, ``If-Match``); :func:`head_and_prefetch` asks for the object's
-  listing and its first ranges in one round trip (:class:`Prefetch`);
+  ``Range``, ``If-Match``); :class:`ObjectStart` asks for the object's
+  listing and its first ranges in one round trip (:class:`ObjectStart`,
+  :class:`Prefetch`);
   :func:`read_object` reads a small object in one GET, checked against that
   answer's headers;
 * :class:`RangeReader` fetches an object's ranges on the process-wide thread
@@ -153,7 +154,7 @@ def _read_range(store: Store, key: str, start: int, end: int, etag: str | None =
 class Prefetch:
     """Ranged reads started before the object's size and ETag are known.
 
-    Asked for together with the listing (:func:`head_and_prefetch`), so a
+    Asked for together with the listing (:class:`ObjectStart`), so a
     long first-byte latency is paid once, not once for the listing and again
     for every range of the ramp. Each read holds its bytes of ``budget``
     from the start; a read the object turns out not to need (past its end),
@@ -222,11 +223,12 @@ class Prefetch:
         fut.add_done_callback(lambda _: self.budget.release(n))
 
 
-def head_and_prefetch(
-    store: Store, key: str, ranges: Sequence[tuple[int, int]],
-    budget: ReadAheadBudget | None = None,
-) -> tuple[ObjectInfo, Prefetch]:
-    """``store.head(key)`` and the object's first ranges at once: one round trip, not several.
+class ObjectStart:
+    """An object's listing and first ranges, asked for now; whoever streams it takes them later.
+
+    The HEAD (size, ETag, full-object checksum) and a :class:`Prefetch` of
+    ``ranges`` go out at once, without waiting: the caller can do other work
+    (e.g. fetch the brain mask the decoder needs) meanwhile.
 
     Parameters
     ----------
@@ -241,25 +243,43 @@ def head_and_prefetch(
     budget : ReadAheadBudget, optional
         Their bytes are held from this budget (default :data:`READ_AHEAD`).
 
-    Returns
-    -------
-    tuple of (ObjectInfo, Prefetch)
-        The HEAD's answer, and the reads in flight for :class:`RangeReader`.
-
     Examples
     --------
-    >>> info, early = head_and_prefetch(store, key, leading_ranges(2 << 20, 12))  # doctest: +SKIP
-    >>> reader = RangeReader(store, info, prefetch=early)  # doctest: +SKIP
+    >>> start = ObjectStart(store, key, leading_ranges())  # doctest: +SKIP
+    >>> info, round_trip = start.result()  # doctest: +SKIP
+    >>> reader = RangeReader(store, info, prefetch=start.prefetch)  # doctest: +SKIP
     """
-    pool = range_pool()
-    head = pool.submit(store.head, key)
-    early = Prefetch(store, key, ranges, budget)
-    try:
-        info = head.result()
-    except BaseException:
-        early.close()
-        raise
-    return info, early
+
+    def __init__(
+        self, store: Store, key: str, ranges: Sequence[tuple[int, int]],
+        budget: ReadAheadBudget | None = None,
+    ) -> None:
+        self.key = key
+        self.url = store.url
+        t0 = time.perf_counter()
+
+        def head() -> tuple[ObjectInfo, float]:
+            info = store.head(key)
+            return info, time.perf_counter() - t0
+
+        self._head = range_pool().submit(head)
+        self.prefetch = Prefetch(store, key, ranges, budget)
+
+    def result(self) -> tuple[ObjectInfo, float]:
+        """The listing and the seconds it took (the link's round trip); waits for it.
+
+        Raises what the HEAD raised (``DataNotFoundError`` ...), after giving
+        the prefetched reads' budget back.
+        """
+        try:
+            return self._head.result()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Give back the budget of the reads no reader took (:meth:`Prefetch.close`)."""
+        self.prefetch.close()
 
 
 def leading_ranges(
@@ -365,7 +385,7 @@ def initial_in_flight(round_trip_s: float, in_flight: int) -> int:
     Parameters
     ----------
     round_trip_s : float
-        Seconds the HEAD took (:func:`head_and_prefetch`).
+        Seconds the HEAD took (:meth:`ObjectStart.result`).
     in_flight : int
         The most requests at once.
 
@@ -411,7 +431,7 @@ class RangeReader:
     budget : ReadAheadBudget, optional
         Shared cap on read-ahead bytes (default: the process-wide :data:`READ_AHEAD`).
     prefetch : Prefetch, optional
-        Reads of the first ranges already in flight (:func:`head_and_prefetch`);
+        Reads of the first ranges already in flight (:class:`ObjectStart`);
         each serves its range if it brought exactly that range of this
         version of the object, else the range is asked for again.
     initial_in_flight : int, optional
@@ -553,11 +573,11 @@ __all__ = [
     "INITIAL_IN_FLIGHT",
     "RANGE_THREADS",
     "READ_AHEAD",
+    "ObjectStart",
     "Prefetch",
     "RangeReader",
     "ReadAheadBudget",
     "first_range_bytes",
-    "head_and_prefetch",
     "initial_in_flight",
     "leading_ranges",
     "plan_ranges",

@@ -28,10 +28,12 @@ from is :mod:`laion_fmri._mask_index`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import os
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -48,12 +50,12 @@ from laion_fmri._ranged_reads import (  # noqa: F401 - re-exported: the streamer
     DEFAULT_RANGE_BYTES,
     DEFAULT_READ_AHEAD_BYTES,
     READ_AHEAD,
+    ObjectStart,
     Prefetch,
     RangeReader,
     ReadAheadBudget,
     _read_range,
     first_range_bytes,
-    head_and_prefetch,
     initial_in_flight,
     leading_ranges,
     plan_ranges,
@@ -233,10 +235,15 @@ def stream_betas(
     t0 = time.perf_counter()
     early, initial = None, None
     if info is None:
-        t_head = time.perf_counter()
-        # The first ranges go out with the listing: one first-byte latency before decoding.
-        info, early = head_and_prefetch(store, key, leading_ranges(range_bytes, in_flight))
-        initial = initial_in_flight(time.perf_counter() - t_head, in_flight)
+        # The first ranges go out with the listing (one first-byte latency before
+        # decoding), or went out already (:func:`started`).
+        with _STARTED_LOCK:
+            start = _STARTED.pop((store.url, key), None)
+        if start is None:
+            start = ObjectStart(store, key, leading_ranges(range_bytes, in_flight))
+        info, round_trip = start.result()
+        early = start.prefetch
+        initial = initial_in_flight(round_trip, in_flight)
     keep_path = Path(keep) if keep is not None else None
     part = keep_path.with_name(keep_path.name + ".part") if keep_path is not None else None
     try:
@@ -283,6 +290,51 @@ def stream_betas(
     if on_verified is not None:
         on_verified(result)
     return result
+
+
+_STARTED_LOCK = threading.Lock()
+_STARTED: dict[tuple[str, str], ObjectStart] = {}
+
+
+@contextlib.contextmanager
+def started(store: Store, keys: Sequence[str]) -> Iterator[None]:
+    """Ask for these objects' listings and first ranges now, for :func:`stream_betas` to take.
+
+    For work that must precede decoding but not the network (fetching the
+    brain mask the voxel offsets come from): inside the block,
+    :func:`stream_betas` of one of ``keys`` from the same source picks its
+    start up instead of asking again; at the end of the block, what was not
+    picked up gives its read-ahead budget back.
+
+    Parameters
+    ----------
+    store : Store
+        The source.
+    keys : sequence of str
+        Object keys (each at most once at a time; a key already started is
+        left to its first starter).
+
+    Examples
+    --------
+    >>> with started(store, [key]):  # doctest: +SKIP
+    ...     offsets = fetch_mask_and_derive_offsets()
+    ...     res = stream_betas(store, key, offsets)
+    """
+    mine: dict[tuple[str, str], ObjectStart] = {}
+    try:
+        with _STARTED_LOCK:
+            for key in keys:
+                if (store.url, key) not in _STARTED:
+                    start = ObjectStart(store, key, leading_ranges())
+                    mine[(store.url, key)] = _STARTED[(store.url, key)] = start
+        yield
+    finally:
+        with _STARTED_LOCK:
+            for name, start in mine.items():
+                if _STARTED.get(name) is start:
+                    del _STARTED[name]
+        for start in mine.values():
+            start.close()
 
 
 def stream_sessions(
@@ -339,14 +391,15 @@ def stream_sessions(
 __all__ = [
     "READ_AHEAD",
     "ContentVerifier",
+    "ObjectStart",
     "RangeReader",
     "RangeStream",
     "ReadAheadBudget",
     "StreamedBetas",
     "first_range_bytes",
-    "head_and_prefetch",
     "plan_ranges",
     "read_object",
+    "started",
     "stream_betas",
     "stream_sessions",
 ]

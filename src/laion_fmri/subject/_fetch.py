@@ -3,14 +3,16 @@
 The small files a load needs come first: the trial tables and the brain mask
 of named sessions straight from the store (known keys, each checked against
 its size and MD5/ETag before it lands), trial tables of ``"all"`` and ROI
-masks (which need a listing) through the download engine. The betas
-themselves are streamed by :mod:`laion_fmri._remote_betas` into the masked cache (see
+masks (which need a listing) through the download engine; in a fresh data
+dir the first sessions' betas are asked for meanwhile (:func:`early_betas`).
+The betas themselves are streamed by :mod:`laion_fmri._remote_betas` into the masked cache (see
 :meth:`laion_fmri.betas.SessionBetas.read`): no ``.nii.gz`` lands on disk
 unless ``keep=True``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -111,6 +113,34 @@ def prepare(files: SubjectFiles, session: object, mask_source: str, store: Any,
     base = files.root / layout.subject_glm_prefix(subject)
     found = sorted(p.parent.parent.name for p in base.glob("ses-*/func/*_trials.tsv"))
     return [s for s in dict.fromkeys(found) if s not in layout.HELD_OUT_SESSIONS]
+
+
+def early_betas(files: SubjectFiles, session: object, mask_source: str, store: Any,
+                lazy: bool = False) -> contextlib.AbstractContextManager[Any]:
+    """Ask for the first sessions' betas while the small files come (a fresh data dir).
+
+    The decoder needs the brain mask's voxel offsets, the network does not:
+    when the mask is not on disk yet (so no masked cache can serve the load)
+    and a named session's ``.nii.gz`` is not either, its listing and first
+    ranges go out now (:func:`laion_fmri._remote_betas.started`), after the
+    data-use agreement, and the stream picks them up. Otherwise (or with
+    ``lazy``: the workers stream) nothing is asked early.
+    """
+    from laion_fmri._remote_betas import DEFAULT_SESSIONS_IN_FLIGHT, started
+
+    named = _named_sessions(session)
+    if (store is None or lazy or not named
+            or files.path(_mask_key(files.subject, mask_source)).is_file()):
+        return contextlib.nullcontext()
+    named = [s for s in named if s not in layout.HELD_OUT_SESSIONS]
+    keys = [layout.betas_key(files.subject, s) for s in named[:DEFAULT_SESSIONS_IN_FLIGHT]]
+    keys = [k for k in keys if not files.path(k).is_file()]
+    if not keys:
+        return contextlib.nullcontext()
+    from laion_fmri.licenses import ensure_dataset_license
+
+    ensure_dataset_license(files.root)  # streaming is downloading: the agreement first
+    return started(store, keys)
 
 
 def read_sessions(read: Any, selection: Any, store: Any, cache: bool | None) -> dict[str, Any]:
