@@ -316,8 +316,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         fault = rule.fault if rule is not None else None
         if self.command == "HEAD":
+            if fault is not None:  # injected: on record before the client sees it
+                self._record(status, fault, 0)
             self._send_head(status, reason, resp_headers)
-            self._record(status, fault, 0)
+            if fault is None:  # served: on record once it was sent (not for a client gone)
+                self._record(status, fault, 0)
             return
         self._send_with_fault(status, reason, resp_headers, body, rule)
 
@@ -362,13 +365,16 @@ class _Handler(BaseHTTPRequestHandler):
         ).encode()
         if self.command == "HEAD":
             body = b""
+        # An injected fault is recorded before the client can see the answer (a test
+        # reading the records right after its request returned must find it); a
+        # response served as it came is recorded once sent.
+        self._record(status, "status", len(body))
         self.send_response_only(status)
         self.send_header("Content-Type", "application/xml")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
         self.wfile.flush()
-        self._record(status, "status", len(body))
 
     def _abort(self) -> None:
         # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
@@ -386,51 +392,54 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         fault = rule.fault if rule is not None else None
         if rule is None or fault in ("ignore_range", "passthrough") or status >= 300:
+            if fault is not None:
+                self._record(status, fault, len(body))
             self._start(status, reason, headers, len(body))
             self.wfile.write(body)
             self.wfile.flush()
-            self._record(status, fault, len(body))
+            if fault is None:
+                self._record(status, fault, len(body))
             return
         cut = max(1, min(len(body) - 1, int(len(body) * rule.fraction))) if len(body) > 1 else 0
         if fault == "flip" and body:
             at = min(len(body) - 1, int(len(body) * rule.fraction))
             body = body[:at] + bytes([body[at] ^ 0x01]) + body[at + 1:]
+            self._record(status, fault, len(body))
             self._start(status, reason, headers, len(body))
             self.wfile.write(body)
             self.wfile.flush()
-            self._record(status, fault, len(body))
             return
         try:
             if fault == "reset":
+                self._record(status, fault, cut)
                 self._start(status, reason, headers, len(body))
                 self.wfile.write(body[:cut])
                 self.wfile.flush()
-                self._record(status, fault, cut)
                 time.sleep(0.05)
                 self._abort()
             elif fault == "truncate":
+                self._record(status, fault, cut)
                 self._start(status, reason, headers, len(body))
                 self.wfile.write(body[:cut])
                 self.wfile.flush()
-                self._record(status, fault, cut)
                 self.close_connection = True
             elif fault == "short_length":
+                self._record(status, fault, cut)
                 self._start(status, reason, headers, cut)
                 self.wfile.write(body[:cut])
                 self.wfile.flush()
-                self._record(status, fault, cut)
                 self.close_connection = True
             elif fault == "long_length":
+                self._record(status, fault, len(body))
                 self._start(status, reason, headers, len(body) + 1024)
                 self.wfile.write(body)
                 self.wfile.flush()
-                self._record(status, fault, len(body))
                 self.close_connection = True
             elif fault == "stall":
+                self._record(status, fault, cut)
                 self._start(status, reason, headers, len(body))
                 self.wfile.write(body[:cut])
                 self.wfile.flush()
-                self._record(status, fault, cut)
                 self.state.stop.wait(rule.delay)
                 self.close_connection = True
             elif fault == "drip":
