@@ -305,12 +305,12 @@ def test_read_ahead_runs_without_the_consumer_and_stays_bounded() -> None:
 
 def _taken(early, start, end, etag):  # type: ignore[no-untyped-def]
     """A prefetched read's answer for ``[start, end)``, or None if not usable."""
-    taken = early.take(start, end, etag)
+    taken = early.take(start, end)
     if taken is None:
         return None
     answer = taken[0].result()
     early.budget.release(taken[1])
-    return answer[2] if rb.Prefetch.usable(answer, end, etag) else None
+    return answer[2] if rb.ObjectStart.usable(answer, end, etag) else None
 
 
 def test_listing_and_first_ranges_in_one_round_trip(store, sample_root: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -319,7 +319,7 @@ def test_listing_and_first_ranges_in_one_round_trip(store, sample_root: Path, mo
     budget = rb.ReadAheadBudget(1 << 20)
     leading = rb.leading_ranges(64 * 1024, 4)
     start = rb.ObjectStart(store, key, leading, budget)
-    (info, _), early = start.result(), start.prefetch
+    (info, _), early = start.result(), start
     assert info.size == len(original) and len(early) == 4
     assert budget.held == sum(e - s for s, e in leading)
     for lo, hi in leading:
@@ -331,7 +331,7 @@ def test_listing_and_first_ranges_in_one_round_trip(store, sample_root: Path, mo
     tiny_bytes = (sample_root / layout.local_relpath(tiny)).read_bytes()
     wide = [(0, len(tiny_bytes) + 1000), (len(tiny_bytes) + 1000, len(tiny_bytes) + 5000)]
     start = rb.ObjectStart(store, tiny, wide, budget)
-    (info, _), early = start.result(), start.prefetch
+    (info, _), early = start.result(), start
     assert b"".join(_taken(early, 0, len(tiny_bytes), info.etag)) == tiny_bytes
     early.close()
     deadline = time.monotonic() + 5
@@ -339,7 +339,7 @@ def test_listing_and_first_ranges_in_one_round_trip(store, sample_root: Path, mo
         time.sleep(0.01)
     assert budget.held == 0
     # The budget bounds what is asked for before the listing: no waiting, fewer reads.
-    early = rb.ObjectStart(store, key, leading, rb.ReadAheadBudget(100 * 1024)).prefetch
+    early = rb.ObjectStart(store, key, leading, rb.ReadAheadBudget(100 * 1024))
     assert len(early) == 1  # the first range (64 KiB) fits; the second (128 KiB) does not
     early.close()
     # Another version answered the early reads than the HEAD: they are not used (the
@@ -355,7 +355,7 @@ def test_listing_and_first_ranges_in_one_round_trip(store, sample_root: Path, mo
 
     monkeypatch.setattr(ranged, "_get_range", other_version)
     start = rb.ObjectStart(store, key, leading, budget)
-    (info, _), early = start.result(), start.prefetch
+    (info, _), early = start.result(), start
     assert _taken(early, 0, leading[0][1], info.etag) is None
     early.close()
     offsets = _offsets(sample_root)

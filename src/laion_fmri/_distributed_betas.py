@@ -23,9 +23,8 @@ import numpy as np
 
 from laion_fmri import layout
 from laion_fmri._mask_index import MaskIndex, derive_mask_index
-from laion_fmri._remote_betas import ContentVerifier, _read_range, read_object, stream_betas
+from laion_fmri._remote_betas import read_object, stream_betas
 from laion_fmri.config import Source
-from laion_fmri.errors import IntegrityError
 from laion_fmri.remote import Store, open_store
 from laion_fmri.vocab import DEFAULT_MASK_SOURCE
 
@@ -76,12 +75,7 @@ def remote_mask_index(store: Store, subject: str, mask_source: str = DEFAULT_MAS
             hit = _WORKER_MASKS.get(cache_key)
         if hit is not None:
             return hit
-        body = _read_range(store, key, 0, info.size, info.etag)
-        verifier = ContentVerifier(info)
-        verifier.update(body)
-        problem = verifier.mismatch()
-        if problem is not None:
-            raise IntegrityError(f"{key} from {store.url} failed its content check ({problem}).")
+        _, body = read_object(store, key, info.etag)  # the version the cache key names
         with tempfile.TemporaryDirectory(prefix="laion-fmri-mask-") as tmp:
             path = Path(tmp) / Path(key).name
             path.write_bytes(body)

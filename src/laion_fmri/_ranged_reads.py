@@ -2,8 +2,7 @@
 
 * :func:`_get_range` is the one place that issues a ranged GET (bounded
   ``Range``, ``If-Match``); :class:`ObjectStart` asks for the object's
-  listing and its first ranges in one round trip (:class:`ObjectStart`,
-  :class:`Prefetch`);
+  listing and its first ranges in one round trip (:class:`ObjectStart`);
   :func:`read_object` reads a small object in one GET, checked against that
   answer's headers;
 * :class:`RangeReader` fetches an object's ranges on the process-wide thread
@@ -105,7 +104,7 @@ def _read_pieces(store: Store, key: str, start: int, end: int, etag: str | None 
     return pieces
 
 
-def read_object(store: Store, key: str) -> tuple[ObjectInfo, bytes]:
+def read_object(store: Store, key: str, etag: str | None = None) -> tuple[ObjectInfo, bytes]:
     """A small object (mask, trial table) in one GET, checked against that answer's headers.
 
     One round trip instead of a HEAD and a GET: the whole-object answer
@@ -118,6 +117,8 @@ def read_object(store: Store, key: str) -> tuple[ObjectInfo, bytes]:
         The source.
     key : str
         Object key.
+    etag : str, optional
+        Only this version (``If-Match``; e.g. the ETag a HEAD reported).
 
     Returns
     -------
@@ -127,6 +128,8 @@ def read_object(store: Store, key: str) -> tuple[ObjectInfo, bytes]:
     ------
     IntegrityError
         The bytes fail the size or content check.
+    ObjectChangedError
+        Another version than ``etag`` is at ``key`` now.
     DataNotFoundError, AccessDeniedError, SourceUnavailableError
         From the source.
 
@@ -134,7 +137,7 @@ def read_object(store: Store, key: str) -> tuple[ObjectInfo, bytes]:
     --------
     >>> info, body = read_object(open_store(), layout.trials_key("sub-03", "ses-01"))  # doctest: +SKIP
     """
-    with store.open(key) as dl:
+    with store.open(key, if_match=etag) as dl:
         info = dl.info
         body = b"".join(bytes(c) for c in dl)
     verifier = ContentVerifier(info)
@@ -145,21 +148,17 @@ def read_object(store: Store, key: str) -> tuple[ObjectInfo, bytes]:
     return info, body
 
 
-def _read_range(store: Store, key: str, start: int, end: int, etag: str | None = None) -> bytes:
-    """Bytes ``[start, end)`` of ``key`` in one ``bytes`` (small objects: masks, trial tables)."""
-    pieces = _read_pieces(store, key, start, end, etag)
-    return pieces[0] if len(pieces) == 1 and isinstance(pieces[0], bytes) else b"".join(pieces)
+class ObjectStart:
+    """An object's listing and first ranges, asked for now; whoever streams it takes them later.
 
-
-class Prefetch:
-    """Ranged reads started before the object's size and ETag are known.
-
-    Asked for together with the listing (:class:`ObjectStart`), so a
-    long first-byte latency is paid once, not once for the listing and again
-    for every range of the ramp. Each read holds its bytes of ``budget``
-    from the start; a read the object turns out not to need (past its end),
-    or that another version of the object answered, gives them back when it
-    ends, and a range is then asked for again with ``If-Match``.
+    The HEAD (size, ETag, full-object checksum) and ranged reads of
+    ``ranges`` go out at once, without waiting: a long first-byte latency is
+    paid once, not once for the listing and again for every range of the
+    ramp, and the caller can do other work (e.g. fetch the brain mask the
+    decoder needs) meanwhile. Each read holds its bytes of ``budget`` from
+    the start; a read the object turns out not to need (past its end), or
+    that another version of the object answered, gives them back when it
+    ends, and the range is then asked for again with ``If-Match``.
 
     Parameters
     ----------
@@ -168,10 +167,18 @@ class Prefetch:
     key : str
         Object key.
     ranges : sequence of (int, int)
-        ``[start, end)`` ranges to ask for now, as many as ``budget`` allows
-        at once without waiting.
+        The first ``[start, end)`` ranges the reader will want
+        (:func:`leading_ranges`), as many as ``budget`` allows at once
+        without waiting; the size is not known yet, so some may lie past the
+        object's end.
     budget : ReadAheadBudget, optional
         Default: the process-wide :data:`READ_AHEAD`.
+
+    Examples
+    --------
+    >>> start = ObjectStart(store, key, leading_ranges())  # doctest: +SKIP
+    >>> info, round_trip = start.result()  # doctest: +SKIP
+    >>> reader = RangeReader(store, info, prefetch=start)  # doctest: +SKIP
     """
 
     def __init__(
@@ -179,17 +186,36 @@ class Prefetch:
         budget: ReadAheadBudget | None = None,
     ) -> None:
         self.budget = budget if budget is not None else READ_AHEAD
-        self._pending: dict[int, tuple[int, Future[Any]]] = {}
         pool = range_pool()
+        t0 = time.perf_counter()
+
+        def head() -> tuple[ObjectInfo, float]:
+            info = store.head(key)
+            return info, time.perf_counter() - t0
+
+        self._head = pool.submit(head)
+        self._pending: dict[int, tuple[int, Future[Any]]] = {}
         for start, end in ranges:
-            if not self.budget.try_acquire(end - start):
+            if not self.budget.acquire(end - start, wait=False):
                 break
             self._pending[start] = (end, pool.submit(_get_range, store, key, start, end))
 
     def __len__(self) -> int:
         return len(self._pending)
 
-    def take(self, start: int, end: int, etag: str | None) -> tuple[Future[Any], int] | None:
+    def result(self) -> tuple[ObjectInfo, float]:
+        """The listing and the seconds it took (the link's round trip); waits for it.
+
+        Raises what the HEAD raised (``DataNotFoundError`` ...), after giving
+        the early reads' budget back.
+        """
+        try:
+            return self._head.result()
+        except BaseException:
+            self.close()
+            raise
+
+    def take(self, start: int, end: int) -> tuple[Future[Any], int] | None:
         """The read of ``[start, end)`` if one was started: ``(future of its answer, bytes held)``.
 
         The future's result is ``(end of what came, the answer's ETag,
@@ -208,7 +234,7 @@ class Prefetch:
 
     @staticmethod
     def usable(answer: tuple[int, str | None, list[Any]], end: int, etag: str | None) -> bool:
-        """True when a prefetched answer is exactly ``[..., end)`` of the listed version."""
+        """True when an early answer is exactly ``[..., end)`` of the listed version."""
         got, answer_etag, _ = answer
         return got == end and (etag is None or answer_etag == etag)
 
@@ -221,65 +247,6 @@ class Prefetch:
     def _give_back(self, n: int, fut: Future[Any]) -> None:
         fut.cancel()
         fut.add_done_callback(lambda _: self.budget.release(n))
-
-
-class ObjectStart:
-    """An object's listing and first ranges, asked for now; whoever streams it takes them later.
-
-    The HEAD (size, ETag, full-object checksum) and a :class:`Prefetch` of
-    ``ranges`` go out at once, without waiting: the caller can do other work
-    (e.g. fetch the brain mask the decoder needs) meanwhile.
-
-    Parameters
-    ----------
-    store : Store
-        The source.
-    key : str
-        Object key.
-    ranges : sequence of (int, int)
-        The first ranges the reader will want (:func:`leading_ranges`); the
-        size is not known yet, so some may lie past the object's end (they
-        are dropped).
-    budget : ReadAheadBudget, optional
-        Their bytes are held from this budget (default :data:`READ_AHEAD`).
-
-    Examples
-    --------
-    >>> start = ObjectStart(store, key, leading_ranges())  # doctest: +SKIP
-    >>> info, round_trip = start.result()  # doctest: +SKIP
-    >>> reader = RangeReader(store, info, prefetch=start.prefetch)  # doctest: +SKIP
-    """
-
-    def __init__(
-        self, store: Store, key: str, ranges: Sequence[tuple[int, int]],
-        budget: ReadAheadBudget | None = None,
-    ) -> None:
-        self.key = key
-        self.url = store.url
-        t0 = time.perf_counter()
-
-        def head() -> tuple[ObjectInfo, float]:
-            info = store.head(key)
-            return info, time.perf_counter() - t0
-
-        self._head = range_pool().submit(head)
-        self.prefetch = Prefetch(store, key, ranges, budget)
-
-    def result(self) -> tuple[ObjectInfo, float]:
-        """The listing and the seconds it took (the link's round trip); waits for it.
-
-        Raises what the HEAD raised (``DataNotFoundError`` ...), after giving
-        the prefetched reads' budget back.
-        """
-        try:
-            return self._head.result()
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        """Give back the budget of the reads no reader took (:meth:`Prefetch.close`)."""
-        self.prefetch.close()
 
 
 def leading_ranges(
@@ -430,7 +397,7 @@ class RangeReader:
         Ranges fetched ahead of the consumer (default ``in_flight + 2``).
     budget : ReadAheadBudget, optional
         Shared cap on read-ahead bytes (default: the process-wide :data:`READ_AHEAD`).
-    prefetch : Prefetch, optional
+    prefetch : ObjectStart, optional
         Reads of the first ranges already in flight (:class:`ObjectStart`);
         each serves its range if it brought exactly that range of this
         version of the object, else the range is asked for again.
@@ -448,7 +415,7 @@ class RangeReader:
         in_flight: int = DEFAULT_IN_FLIGHT,
         read_range: Callable[[Store, str, int, int, str | None], Any] | None = None,
         ahead: int | None = None, budget: ReadAheadBudget | None = None,
-        prefetch: Prefetch | None = None, initial_in_flight: int | None = None,
+        prefetch: ObjectStart | None = None, initial_in_flight: int | None = None,
     ) -> None:
         self.store = store
         self.info = info
@@ -479,7 +446,7 @@ class RangeReader:
                     slots.acquire()
                     if stop.is_set():
                         break
-                    early = self.prefetch.take(start, end, self.info.etag) if self.prefetch else None
+                    early = self.prefetch.take(start, end) if self.prefetch else None
                     if early is not None:  # its budget is held already
                         ready.put((self._serve_prefetched(early[0], start, end), early[1]))
                         continue
@@ -556,7 +523,7 @@ class RangeReader:
                 answer = fut.result()
             except BaseException:
                 answer = None
-            if answer is not None and Prefetch.usable(answer, end, etag):
+            if answer is not None and ObjectStart.usable(answer, end, etag):
                 out.set_result(answer[2])
                 return
             range_pool().submit(self._read, self.store, self.info.key, start, end,
@@ -574,7 +541,6 @@ __all__ = [
     "RANGE_THREADS",
     "READ_AHEAD",
     "ObjectStart",
-    "Prefetch",
     "RangeReader",
     "ReadAheadBudget",
     "first_range_bytes",

@@ -48,8 +48,8 @@ class ReadAheadBudget:
         self.held = 0
         self._cond = threading.Condition()
 
-    def acquire(self, n: int, stop: threading.Event | None = None) -> bool:
-        """Wait until ``n`` bytes fit (``False`` if ``stop`` was set meanwhile).
+    def acquire(self, n: int, stop: threading.Event | None = None, wait: bool = True) -> bool:
+        """Take ``n`` bytes once they fit (``False`` if ``stop`` was set meanwhile).
 
         Parameters
         ----------
@@ -57,6 +57,8 @@ class ReadAheadBudget:
             Bytes wanted.
         stop : threading.Event, optional
             Gives up waiting once set.
+        wait : bool
+            ``False``: take them only if they fit now (or nothing is held), never wait.
 
         Returns
         -------
@@ -64,28 +66,10 @@ class ReadAheadBudget:
         """
         with self._cond:
             while self.held and self.held + n > self.max_bytes:
-                if stop is not None and stop.is_set():
+                if not wait or (stop is not None and stop.is_set()):
                     return False
                 self._cond.wait(0.05)
             if stop is not None and stop.is_set():
-                return False
-            self.held += n
-            return True
-
-    def try_acquire(self, n: int) -> bool:
-        """Take ``n`` bytes if they fit now (or nothing else is held); never waits.
-
-        Parameters
-        ----------
-        n : int
-            Bytes wanted.
-
-        Returns
-        -------
-        bool
-        """
-        with self._cond:
-            if self.held and self.held + n > self.max_bytes:
                 return False
             self.held += n
             return True

@@ -51,10 +51,8 @@ from laion_fmri._ranged_reads import (  # noqa: F401 - re-exported: the streamer
     DEFAULT_READ_AHEAD_BYTES,
     READ_AHEAD,
     ObjectStart,
-    Prefetch,
     RangeReader,
     ReadAheadBudget,
-    _read_range,
     first_range_bytes,
     initial_in_flight,
     leading_ranges,
@@ -242,7 +240,7 @@ def stream_betas(
         if start is None:
             start = ObjectStart(store, key, leading_ranges(range_bytes, in_flight))
         info, round_trip = start.result()
-        early = start.prefetch
+        early = start
         initial = initial_in_flight(round_trip, in_flight)
     keep_path = Path(keep) if keep is not None else None
     part = keep_path.with_name(keep_path.name + ".part") if keep_path is not None else None
