@@ -26,6 +26,9 @@ all sessions:
 * ``get_betas_fetch``    the public path: ``Subject.get_betas(session, fetch=True)``
   into an empty data directory (small files through the download engine, then
   the betas streamed into the masked cache; extra disk reported);
+* ``aws_then_nibabel`` (1 session, with ``--aws``) what a user does without this
+  package: ``aws s3 cp`` of the betas, then ``nibabel`` loads the 4-D image and
+  the same voxels are taken;
 * loopback and WAN, all sessions: ``serial_stream`` (one session after the
   other in one process) vs ``cluster_stream`` (``lazy_remote_betas``
   computed on a 2-worker dask ``LocalCluster``, one thread each, workers
@@ -103,7 +106,7 @@ def variant(
             start = rb.ObjectStart(store, key, leading)
             info, round_trip = start.result()
             initial = rb.initial_in_flight(round_trip, in_flight)
-            return sum(len(b) for b in rb.RangeReader(store, info, prefetch=start.prefetch,
+            return sum(len(b) for b in rb.RangeReader(store, info, prefetch=start,
                                                       initial_in_flight=initial, **tuning))
 
         with ThreadPoolExecutor(n) as pool:
@@ -124,6 +127,26 @@ def variant(
                 sub = load_subject(SUB, data_dir=target)
                 kept.extend(sub.get_betas(session=s, mask_source="rsquare") for s in sessions)
                 extra["cache_bytes_on_disk"] = dir_bytes(target / ".laion_fmri" / "cache")
+        finally:
+            shutil.rmtree(target, ignore_errors=True)
+    elif name == "aws_then_nibabel":
+        import nibabel as nib
+        import numpy as np
+
+        # What a user does without this package: ``aws s3 cp`` the session, then nibabel.
+        target = Path(tempfile.mkdtemp(prefix="ttb-aws-", dir=os.environ["TTB_SCRATCH"]))
+        aws_env = {**os.environ, "AWS_EC2_METADATA_DISABLED": "true", "AWS_DEFAULT_REGION": "us-west-2",
+                   "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+        try:
+            for key in keys:
+                dest = target / layout.local_relpath(key)
+                subprocess.run([os.environ["TTB_AWS"], "s3", "cp", f"s3://{BUCKET}/{key}", str(dest),
+                                "--no-sign-request", "--only-show-errors", "--endpoint-url",
+                                os.environ["LAION_FMRI_ENDPOINT_URL"]], check=True, env=aws_env)
+                data = np.asarray(nib.load(dest).dataobj, dtype=np.float32)  # the whole 4-D image
+                flat = data.reshape(-1, data.shape[-1], order="F")  # disk order, as mask.offsets
+                kept.append(np.ascontiguousarray(flat[mask.offsets].T))
+                del data, flat
         finally:
             shutil.rmtree(target, ignore_errors=True)
     elif name == "stream":
@@ -253,7 +276,11 @@ def _summary(block: dict[str, dict[str, object]]) -> dict[str, object]:
 
     baseline = max(sec("download_alone"), sec("decode_alone"))
     out_mb = float(block["stream"]["output_mb"])  # type: ignore[arg-type]
+    user = ({"aws_then_nibabel_over_stream": sec("aws_then_nibabel") / sec("stream"),
+             "aws_then_nibabel_over_get_betas_fetch": sec("aws_then_nibabel") / sec("get_betas_fetch")}
+            if "aws_then_nibabel" in block else {})
     return {
+        **user,
         "stream_over_max_download_decode": sec("stream") / baseline,
         "get_betas_fetch_over_max_download_decode": sec("get_betas_fetch") / baseline,
         "stream_over_max_fetch_decode": sec("stream") / max(sec("fetch_alone"), sec("decode_alone")),
@@ -282,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="ranged requests in flight per session (0: the library default)")
     parser.add_argument("--range-mb", type=int, default=0,
                         help="MiB per ranged request (0: the library default)")
+    parser.add_argument("--aws", default=shutil.which("aws"),
+                        help="aws cli for the aws_then_nibabel variant (1 session; skipped without it)")
     parser.add_argument("--skip-wan", action="store_true")
     parser.add_argument("--skip-cluster", action="store_true",
                         help="skip the 2-worker dask LocalCluster vs serial comparison")
@@ -327,9 +356,13 @@ def main(argv: list[str] | None = None) -> int:
                 label = f"{link}_{len(subset)}ses"
                 print(f"  {label}", flush=True)
                 block: dict[str, dict[str, object]] = {}
-                for name in ("fetch_alone", "download_alone", "decode_alone", "download_then_load",
-                             "stream", "get_betas_fetch"):
-                    block[name] = _run(name, subset, data, env, args.repeats, tuning)
+                names = ["fetch_alone", "download_alone", "decode_alone", "download_then_load",
+                         "stream", "get_betas_fetch"]
+                if args.aws and len(subset) == 1:  # the user's alternative (nibabel holds the 4-D image)
+                    names.append("aws_then_nibabel")
+                for name in names:
+                    block[name] = _run(name, subset, data, {**env, "TTB_AWS": args.aws or ""},
+                                       args.repeats, tuning)
                 block["summary"] = _summary(block)
                 print(f"    -> stream / max(download, decode) = "
                       f"{block['summary']['stream_over_max_download_decode']:.2f}; peak RSS - output "
