@@ -43,6 +43,8 @@ _CHILD = textwrap.dedent(
     np.save(out + "_all.npy", sub.get_betas("ses-01", mask_source=source))
     np.save(out + "_roi.npy", sub.get_betas("ses-01", roi=roi, mask_source=source))
     builtins.open = io.open = real_open
+    # Nothing of the streaming stack (awscrt, urllib3 ...): its imports cost more than the reload.
+    assert "laion_fmri._remote_betas" not in sys.modules, "a cached reload imported the streamer"
     print(json.dumps(opened))
     """
 )

@@ -126,11 +126,12 @@ def early_betas(files: SubjectFiles, session: object, mask_source: str, store: A
     data-use agreement, and the stream picks them up. Otherwise (or with
     ``lazy``: the workers stream) nothing is asked early.
     """
+    if store is None or lazy:  # before any import: a cached reload must stay milliseconds
+        return contextlib.nullcontext()
     from laion_fmri._remote_betas import DEFAULT_SESSIONS_IN_FLIGHT, started
 
     named = _named_sessions(session)
-    if (store is None or lazy or not named
-            or files.path(_mask_key(files.subject, mask_source)).is_file()):
+    if not named or files.path(_mask_key(files.subject, mask_source)).is_file():
         return contextlib.nullcontext()
     named = [s for s in named if s not in layout.HELD_OUT_SESSIONS]
     keys = [layout.betas_key(files.subject, s) for s in named[:DEFAULT_SESSIONS_IN_FLIGHT]]
