@@ -73,6 +73,7 @@ def variant(
 ) -> dict[str, object]:
     """Run one measurement in this (fresh) process; the source comes from the environment."""
     import awscrt.checksums  # noqa: F401 - the content checks' CRC; imports are not timed
+    import urllib3  # noqa: F401 - the store's body transport (else imported on a thread in the timed span)
 
     from laion_fmri import _nifti as nifti
     from laion_fmri import _remote_betas as rb

@@ -404,6 +404,10 @@ class RangeReader:
     initial_in_flight : int, optional
         Requests at once to start with (default :data:`INITIAL_IN_FLIGHT`;
         :func:`initial_in_flight` picks it from the first round trip).
+    digest : callable, optional
+        ``pieces -> value``, run on the request thread as soon as a range has
+        arrived (e.g. the range's CRC, :meth:`ContentVerifier.range_digest`),
+        off the consumer's thread; :meth:`iter_ranges` yields its value.
 
     Examples
     --------
@@ -416,6 +420,7 @@ class RangeReader:
         read_range: Callable[[Store, str, int, int, str | None], Any] | None = None,
         ahead: int | None = None, budget: ReadAheadBudget | None = None,
         prefetch: ObjectStart | None = None, initial_in_flight: int | None = None,
+        digest: Callable[[list[Any]], Any] | None = None,
     ) -> None:
         self.store = store
         self.info = info
@@ -426,8 +431,29 @@ class RangeReader:
         self.ahead = max(self.in_flight, int(ahead) if ahead is not None else self.in_flight + 2)
         self.budget = budget if budget is not None else READ_AHEAD
         self._read = read_range or _read_pieces
+        self.digest = digest
+
+    def _fetch(self, start: int, end: int) -> tuple[list[Any], Any]:
+        """Read ``[start, end)`` and digest it, on a request thread."""
+        return self._digested(self._read(self.store, self.info.key, start, end, self.info.etag))
+
+    def _digested(self, data: Any) -> tuple[list[Any], Any]:
+        pieces = data if isinstance(data, list) else [data]
+        return pieces, (self.digest(pieces) if self.digest is not None else None)
 
     def __iter__(self) -> Iterator[Any]:
+        """The object's bytes in order, as the pieces they arrived in."""
+        for pieces, _ in self.iter_ranges():
+            yield from pieces
+
+    def iter_ranges(self) -> Iterator[tuple[list[Any], Any]]:
+        """The object's ranges in order: ``(pieces, digest)`` (``None`` without ``digest``).
+
+        Yields
+        ------
+        tuple of (list, object)
+            The range's bytes as the pieces they arrived in, and ``digest(pieces)``.
+        """
         slots = threading.Semaphore(self.ahead)  # ranges fetched or fetching, not yet consumed
         # Requests of this object at once: a few to start with, more each time the
         # consumer has to wait for a range (the network is the bottleneck), up to
@@ -457,7 +483,7 @@ class RangeReader:
                         requests.release()
                         budget.release(end - start)
                         break
-                    fut = pool.submit(self._read, self.store, self.info.key, start, end, self.info.etag)
+                    fut = pool.submit(self._fetch, start, end)
                     fut.add_done_callback(lambda _: requests.release())
                     ready.put((fut, end - start))
             finally:
@@ -482,10 +508,7 @@ class RangeReader:
                     budget.release(held)
                 held = n
                 slots.release()
-                if isinstance(data, list):
-                    yield from data
-                else:
-                    yield data
+                yield data
         finally:
             stop.set()
             slots.release()  # wakes a feeder waiting for a slot
@@ -507,10 +530,9 @@ class RangeReader:
 
 
     def _serve_prefetched(self, early: Future[Any], start: int, end: int) -> Future[Any]:
-        """The pieces of ``[start, end)``: the prefetched answer if usable, else a new read."""
+        """``[start, end)`` as :meth:`_fetch` gives it: the prefetched answer if usable, else a new read."""
         out: Future[Any] = Future()
         out.set_running_or_notify_cancel()  # ends only when a request has ended (budget)
-        etag = self.info.etag
 
         def settle(fut: Future[Any]) -> None:
             try:
@@ -523,11 +545,13 @@ class RangeReader:
                 answer = fut.result()
             except BaseException:
                 answer = None
-            if answer is not None and ObjectStart.usable(answer, end, etag):
-                out.set_result(answer[2])
+            if answer is not None and ObjectStart.usable(answer, end, self.info.etag):
+                try:
+                    out.set_result(self._digested(answer[2]))
+                except BaseException as exc:
+                    out.set_exception(exc)
                 return
-            range_pool().submit(self._read, self.store, self.info.key, start, end,
-                                 etag).add_done_callback(settle)
+            range_pool().submit(self._fetch, start, end).add_done_callback(settle)
 
         early.add_done_callback(answered)
         return out

@@ -10,10 +10,12 @@ about ``max(network, inflate)``:
   of the process share one :class:`ReadAheadBudget` (bounded memory);
 * :class:`RangeStream` exposes them as a read-only binary file, which the
   same zlib-ng streaming decoder and voxel gather as for local files
-  (:func:`laion_fmri.nifti.read_masked`) consume;
+  (:func:`laion_fmri.nifti.read_masked`) consume, each range as soon as it
+  is in;
 * :class:`ContentVerifier` (:mod:`laion_fmri._stream_verify`) checks the
   bytes while they flow with the download engine's rules: the server's
-  full-object CRC64NVME when it sends one (native, inline), else MD5 for a
+  full-object CRC64NVME when it sends one (each range's CRC computed on the
+  request thread that received it, combined in order), else MD5 for a
   single-part ETag or MD5 of the part MD5s for a multipart ``<hex>-N`` ETag
   (on a separate thread), and the size; on top of the per-member gzip CRC32
   the decoder checks;
@@ -29,10 +31,8 @@ from is :mod:`laion_fmri._mask_index`.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import os
-import tempfile
 import threading
 import time
 from collections import deque
@@ -69,33 +69,73 @@ DEFAULT_SESSIONS_IN_FLIGHT = 2
 
 
 class RangeStream(io.RawIOBase):
-    """A read-only binary file over an iterator of byte chunks (what the gzip reader reads).
+    """A read-only binary file over an object's ranges as they arrive (what the gzip reader reads).
+
+    A read returns what has arrived of the range being read, up to the
+    size asked for, and waits only when nothing is left: the decoder starts
+    on the first (small) range instead of waiting until its whole input
+    buffer is filled, and later takes a range per read.
 
     Parameters
     ----------
-    chunks : iterable of bytes
-        The object's bytes in order.
+    ranges : iterable
+        The object's ranges in order, each a list of bytes-like pieces or one
+        bytes-like object.
     name : str
         Shown in messages (the object's key).
 
     Examples
     --------
-    >>> RangeStream([b"ab", b"c"]).read()
-    b'abc'
+    >>> RangeStream([b"ab", [b"c", b"d"]]).read()
+    b'abcd'
     """
 
-    def __init__(self, chunks: Any, name: str = "<stream>") -> None:
+    def __init__(self, ranges: Any, name: str = "<stream>") -> None:
         super().__init__()
-        self._chunks = iter(chunks)
-        self._buf = memoryview(b"")
+        self._ranges = iter(ranges)
+        self._pieces: deque[memoryview] = deque()
+        self._ended = False
         self.name = name
 
     def readable(self) -> bool:
         """Always true."""
         return True
 
+    def _next_range(self) -> bool:
+        """Wait for the next range with bytes in it; ``False`` at the end."""
+        while not self._ended:
+            item = next(self._ranges, None)
+            if item is None:
+                self._ended = True
+                break
+            views = [memoryview(p).cast("B") for p in (item if isinstance(item, list) else [item])]
+            self._pieces.extend(v for v in views if len(v))
+            if self._pieces:
+                return True
+        return False
+
+    def peek(self, n: int) -> bytes:
+        """The next ``n`` bytes (fewer at the end), without consuming them.
+
+        Parameters
+        ----------
+        n : int
+
+        Returns
+        -------
+        bytes
+        """
+        while sum(len(v) for v in self._pieces) < n and self._next_range():
+            pass
+        head = bytearray()
+        for piece in self._pieces:
+            head += piece[: n - len(head)]
+            if len(head) >= n:
+                break
+        return bytes(head)
+
     def readinto(self, b: Any) -> int:
-        """Copy the next bytes into ``b``; 0 at the end.
+        """Copy what has arrived (waiting only if nothing has) into ``b``; 0 at the end.
 
         Parameters
         ----------
@@ -106,15 +146,20 @@ class RangeStream(io.RawIOBase):
         int
             Bytes copied.
         """
-        while not self._buf:
-            nxt = next(self._chunks, None)
-            if nxt is None:
-                return 0
-            self._buf = memoryview(nxt)
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
+        if not self._pieces and not self._next_range():
+            return 0
+        out = memoryview(b).cast("B")
+        filled, pieces = 0, self._pieces
+        while pieces and filled < len(out):
+            piece = pieces[0]
+            n = min(len(piece), len(out) - filled)
+            out[filled : filled + n] = piece[:n]
+            filled += n
+            if n == len(piece):
+                pieces.popleft()
+            else:
+                pieces[0] = piece[n:]
+        return filled
 
 
 # --------------------------------------------------------------------------- one object
@@ -144,11 +189,11 @@ class StreamedBetas:
     seconds: float
 
 
-def _header_from_stream(stream: io.BufferedReader, key: str) -> nifti.NiftiHeader:
+def _header_from_stream(stream: RangeStream, key: str) -> nifti.NiftiHeader:
     """Parse the NIfTI header from the start of a (gzip) stream, without consuming it.
 
-    The header goes through :func:`laion_fmri.nifti.read_header` (all its
-    checks) via a 348-byte in-memory file: the validator works on paths.
+    The header goes through every check of :func:`laion_fmri.nifti.read_header`
+    that does not need the file's size (:func:`laion_fmri._nifti.parse_header`).
     """
     import zlib
 
@@ -161,19 +206,7 @@ def _header_from_stream(stream: io.BufferedReader, key: str) -> nifti.NiftiHeade
             raise CorruptFileError(f"{key} is not a readable NIfTI-1 file: bad gzip start ({exc}).") from exc
     else:
         raw = head[: nifti.HEADER_SIZE]
-    if hasattr(os, "memfd_create"):  # Linux: an in-memory file, no filesystem round trip
-        fd = os.memfd_create("laion-fmri-header")
-        try:
-            os.write(fd, raw)
-            hdr = nifti.read_header(f"/proc/self/fd/{fd}", check_size=False)
-        finally:
-            os.close(fd)
-    else:  # pragma: no cover - other platforms
-        with tempfile.TemporaryDirectory(prefix="laion-fmri-hdr-") as tmp:
-            path = Path(tmp) / "header.nii"
-            path.write_bytes(raw)
-            hdr = nifti.read_header(path, check_size=False)
-    return dataclasses.replace(hdr, path=Path(key), compressed=compressed)
+    return nifti.parse_header(raw, Path(key), compressed)
 
 
 def stream_betas(
@@ -248,12 +281,14 @@ def stream_betas(
         if part is not None:
             part.parent.mkdir(parents=True, exist_ok=True)
         verifier = ContentVerifier(info)
+        # Each range's CRC is computed on the thread that received it, not the decoder's.
         reader = RangeReader(store, info, range_bytes, in_flight, prefetch=early,
-                             initial_in_flight=initial)
-        source = iter(reader)
+                             initial_in_flight=initial,
+                             digest=verifier.range_digest if verifier.per_range else None)
+        source = reader.iter_ranges()
         tee = VerifyingChunks(source, verifier, part)
         try:
-            raw = io.BufferedReader(RangeStream(tee, name=key), buffer_size=1 << 16)
+            raw = RangeStream(tee, name=key)
             header = _header_from_stream(raw, key)
             if header.compressed and header.data_bytes > info.size * 1032 + MiB:
                 raise CorruptFileError(

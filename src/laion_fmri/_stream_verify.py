@@ -14,8 +14,10 @@ while the bytes flow instead of over a file:
   or a published SHA-256;
 * the size, always.
 
-:class:`VerifyingChunks` passes the chunks on to the decoder; slow hashes (MD5,
-SHA-256) and an optional copy to a file run on a separate thread, a CRC inline.
+:class:`VerifyingChunks` passes the ranges on to the decoder. A CRC is computed
+per range on the request thread that received it (:meth:`ContentVerifier.range_digest`)
+and combined in order, off the decoder's thread; slow hashes (MD5, SHA-256) and
+an optional copy to a file run on a separate thread.
 Used by :mod:`laion_fmri._remote_betas`.
 """
 
@@ -84,6 +86,51 @@ class ContentVerifier:
         self._parts = [FileDigests(p, []) for p in rule.part_sizes] if rule.multipart else []
 
     @property
+    def per_range(self) -> bool:
+        """True when every content check is a CRC: ranges can be checked apart and combined."""
+        algorithms = self._whole.algorithms
+        return not self._parts and bool(algorithms) and all(is_crc(a) for a in algorithms)
+
+    def range_digest(self, pieces: list[Any]) -> tuple[int, dict[str, int]]:
+        """The CRCs of one range on its own (any thread); :meth:`add_range` adds them in order.
+
+        Parameters
+        ----------
+        pieces : list of bytes-like
+            The range's bytes.
+
+        Returns
+        -------
+        tuple of (int, dict)
+            Bytes in the range, and ``{crc name: value}``.
+        """
+        digests = FileDigests(None, [a for a in self._whole.algorithms if is_crc(a)])
+        n_bytes = 0
+        for piece in pieces:
+            view = memoryview(piece).cast("B")
+            n_bytes += len(view)
+            digests.update(view)
+        return n_bytes, digests.result()  # type: ignore[return-value]
+
+    def add_range(self, digest: tuple[int, dict[str, int]]) -> None:
+        """Feed the next range by its :meth:`range_digest` (only when :attr:`per_range`).
+
+        Parameters
+        ----------
+        digest : tuple of (int, dict)
+
+        Raises
+        ------
+        ValueError
+            When a check cannot be combined from ranges (MD5, SHA-256).
+        """
+        if not self.per_range:
+            raise ValueError(f"{self.method} cannot be combined from ranges; feed the bytes with update().")
+        n_bytes, crcs = digest
+        self.n_bytes += n_bytes
+        self._whole.append_crcs(crcs, n_bytes)
+
+    @property
     def slow(self) -> bool:
         """True when a hash slower than memory speed runs (MD5, SHA-256): worth its own thread."""
         return bool(self._parts) or any(not is_crc(a) for a in self._whole.algorithms)
@@ -122,25 +169,29 @@ class ContentVerifier:
 
 
 class VerifyingChunks:
-    """Pass chunks through to the decoder while they are verified (and optionally kept).
+    """Pass an object's ranges through to the decoder while they are verified (and optionally kept).
 
-    A CRC (memory speed) is computed inline; MD5/SHA-256 and the copy to
-    ``keep`` run on a separate thread next to the decoder, fed through a
-    bounded queue (a verifier that falls behind slows the decoder instead of
-    piling up ranges).
+    A range that comes with its digest (its CRCs, computed on the request
+    thread: :meth:`ContentVerifier.range_digest`) is added to the
+    verifier's; otherwise its bytes are fed to it, a CRC inline, while
+    MD5/SHA-256 and the copy to ``keep`` run on a separate thread next to
+    the decoder, fed through a bounded queue (a verifier that falls behind
+    slows the decoder instead of piling up ranges).
 
     Parameters
     ----------
-    chunks : iterator of bytes
-        The object's bytes in order.
+    ranges : iterator of (list, object)
+        The object's ranges in order: ``(pieces, digest or None)``
+        (:meth:`laion_fmri._ranged_reads.RangeReader.iter_ranges`).
     verifier : ContentVerifier
         Fed every byte.
     keep : pathlib.Path, optional
         Also write the bytes there.
     """
 
-    def __init__(self, chunks: Iterator[Any], verifier: ContentVerifier, keep: Path | None) -> None:
-        self._chunks = chunks
+    def __init__(self, ranges: Iterator[tuple[list[Any], Any]], verifier: ContentVerifier,
+                 keep: Path | None) -> None:
+        self._ranges = ranges
         self._verifier = verifier
         self._keep = keep
         self._error: BaseException | None = None
@@ -155,10 +206,13 @@ class VerifyingChunks:
         assert self._queue is not None
         fh = open(self._keep, "wb") if self._keep is not None else None  # noqa: SIM115
         try:
-            while (chunk := self._queue.get()) is not None:
-                self._verifier.update(chunk)
-                if fh is not None:
-                    fh.write(chunk)
+            while (item := self._queue.get()) is not None:
+                pieces, digest = item
+                for piece in pieces:
+                    if digest is None:
+                        self._verifier.update(piece)
+                    if fh is not None:
+                        fh.write(piece)
         except BaseException as exc:  # reported by finish()
             self._error = exc
             while self._queue.get() is not None:
@@ -167,21 +221,24 @@ class VerifyingChunks:
             if fh is not None:
                 fh.close()
 
-    def _pass(self, chunk: Any) -> None:
+    def _pass(self, pieces: list[Any], digest: Any) -> None:
+        if digest is not None:
+            self._verifier.add_range(digest)
         if self._queue is not None:
-            self._queue.put(chunk)
-        else:
-            self._verifier.update(chunk)
+            self._queue.put((pieces, digest))
+        elif digest is None:
+            for piece in pieces:
+                self._verifier.update(piece)
 
-    def __iter__(self) -> Iterator[Any]:
-        for chunk in self._chunks:
-            self._pass(chunk)
-            yield chunk
+    def __iter__(self) -> Iterator[list[Any]]:
+        for pieces, digest in self._ranges:
+            self._pass(pieces, digest)
+            yield pieces
 
     def drain(self) -> None:
         """Feed the rest of the object (bytes the decoder did not need) to the verifier."""
-        for chunk in self._chunks:
-            self._pass(chunk)
+        for pieces, digest in self._ranges:
+            self._pass(pieces, digest)
 
     def finish(self) -> None:
         """Wait for the verifier thread; re-raise what it hit."""

@@ -35,6 +35,7 @@ from laion_fmri._nifti._header import (
     MAX_VOLUME_BYTES,
     MAX_VOLUMES,
     NiftiHeader,
+    parse_header,
     read_header,
 )
 from laion_fmri._nifti._maps import map_dtype, nonzero, read_mask, read_volume
@@ -51,6 +52,7 @@ __all__ = [
     "gather_offsets",
     "map_dtype",
     "nonzero",
+    "parse_header",
     "read_header",
     "read_mask",
     "read_masked",

@@ -207,8 +207,6 @@ def read_header(path: str | os.PathLike[str], check_size: bool = True) -> NiftiH
     >>> hdr.shape  # doctest: +SKIP
     (143, 143, 143, 1044)
     """
-    import nibabel as nib
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"NIfTI file {path} does not exist.")
@@ -218,6 +216,48 @@ def read_header(path: str | os.PathLike[str], check_size: bool = True) -> NiftiH
             raw = stream.read(HEADER_SIZE)
     except DECODE_ERRORS as exc:
         raise corrupt(path, f"cannot decompress the header ({exc})") from exc
+    header = parse_header(raw, path, compressed)
+    if check_size:
+        needed = header.vox_offset + header.data_bytes
+        if compressed:
+            _gzip_size_bound(path, needed)
+        elif path.stat().st_size < needed:
+            raise corrupt(
+                path,
+                f"the header describes {needed} bytes but the file has {path.stat().st_size}",
+            )
+    return header
+
+
+def parse_header(raw: bytes, path: Path, compressed: bool) -> NiftiHeader:
+    """Parse and validate a NIfTI-1 header from its (decompressed) first bytes.
+
+    Parameters
+    ----------
+    raw : bytes
+        At least the first :data:`HEADER_SIZE` bytes of the image, decompressed.
+    path : pathlib.Path
+        Where they come from (a file, or an object key): named in messages and
+        kept as :attr:`NiftiHeader.path`.
+    compressed : bool
+        Whether the image is gzip-compressed.
+
+    Returns
+    -------
+    NiftiHeader
+
+    Raises
+    ------
+    CorruptFileError
+        As :func:`read_header` (every check that needs no file size).
+
+    Examples
+    --------
+    >>> hdr = parse_header(first_bytes, Path("betas.nii.gz"), True)  # doctest: +SKIP
+    """
+    import nibabel as nib
+
+    raw = bytes(raw[:HEADER_SIZE])
     if len(raw) < HEADER_SIZE:
         raise corrupt(path, f"only {len(raw)} header bytes (need {HEADER_SIZE})")
     if struct.unpack("<i", raw[:4])[0] == HEADER_SIZE:
@@ -273,17 +313,7 @@ def read_header(path: str | os.PathLike[str], check_size: bool = True) -> NiftiH
     except Exception as exc:  # nibabel raises several types for broken q/sform
         raise corrupt(path, f"the orientation (qform/sform) is invalid ({exc})") from exc
 
-    header = NiftiHeader(path, shape, dtype, vox_offset, slope, inter, affine, compressed)
-    if check_size:
-        needed = vox_offset + header.data_bytes
-        if compressed:
-            _gzip_size_bound(path, needed)
-        elif path.stat().st_size < needed:
-            raise corrupt(
-                path,
-                f"the header describes {needed} bytes but the file has {path.stat().st_size}",
-            )
-    return header
+    return NiftiHeader(path, shape, dtype, vox_offset, slope, inter, affine, compressed)
 
 
 

@@ -23,8 +23,9 @@ from laion_fmri._nifti._header import (
 
 __all__ = ["gather_offsets", "read_masked"]
 
-#: Compressed bytes zlib-ng's reader asks its source for at a time (fewer, larger reads:
-#: a stream's reads each need the GIL, which busy network threads make slow to get).
+#: Compressed bytes zlib-ng's reader asks its source for at a time, at most (fewer, larger
+#: reads: a stream's reads each need the GIL, which busy network threads make slow to get;
+#: a stream from the source returns what has arrived, so decoding starts on the first range).
 _GZIP_READ_BUFFER = 4 << 20
 
 

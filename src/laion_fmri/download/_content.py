@@ -317,6 +317,19 @@ class FileDigests:
                     self._part_md5s.append(self._part.digest())  # type: ignore[attr-defined]
                     self._part = None
 
+    def append_crcs(self, crcs: dict[str, int], length: int) -> None:
+        """Extend the CRCs by a following piece whose own CRCs are known (nothing is re-read).
+
+        Parameters
+        ----------
+        crcs : dict
+            ``{crc name: value}`` of the piece alone (every CRC this object computes).
+        length : int
+            Bytes in the piece.
+        """
+        for name, value in self._crcs.items():
+            self._crcs[name] = crc_combine(name, value, crcs[name], length)
+
     def drop_parts(self) -> None:
         """Stop computing part MD5s (another check covers the bytes)."""
         self.part_size = None
