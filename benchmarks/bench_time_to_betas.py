@@ -220,11 +220,17 @@ def variant(
             "output_mb": sum(a.nbytes for a in kept) / 2**20, **extra}  # type: ignore[attr-defined]
 
 
+#: Idle seconds before each run, after syncing: the previous variant's files (written,
+#: deleted, discarded on the disk) and freed memory settle before the next is timed.
+SETTLE_S = 1.0
+
+
 def _run_once(name: str, sessions: list[str], data: Path, env: dict[str, str],
               tuning: list[str]) -> dict[str, object]:
     # Dirty pages a variant left (downloads, caches; deleted or not) are written back
     # before the next one starts, not during it.
     os.sync()
+    time.sleep(SETTLE_S)
     proc = subprocess.run(
         [sys.executable, __file__, "--variant", name, "--data", str(data), *tuning,
          "--session-list", ",".join(sessions)],
@@ -399,8 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
                     "load_avg_at_start": load_start, "load_avg_at_end": list(os.getloadavg())},
         "method": "each variant in a fresh process (fastest of --repeats, run in interleaved "
-                  "rounds, dirty pages synced before each run; peak RSS = max VmHWM, "
-                  "outputs kept alive); source = benchmarks/_s3_server.py in its own process "
+                  f"rounds, dirty pages synced and {SETTLE_S:g} s idle before each run; peak RSS = "
+                  "max VmHWM, outputs kept alive); source = benchmarks/_s3_server.py in its own process "
                   f"(sendfile, multipart ETags, full-object CRC64NVME); WAN = {WAN_PROXY} "
                   "60 MB/s per connection, 30 ms first byte, 300 MB/s link; stream = ranged reads "
                   f"({(args.range_mb << 20 or rb.DEFAULT_RANGE_BYTES) >> 20} MiB after a ramp, "
