@@ -40,7 +40,10 @@ The pickled task-graph size of 5 subjects x 30 sessions is reported too.
 Reported per variant: wall time, peak RSS (VmHWM), output size and extra
 disk; the targets are ``stream <= 1.15 x max(download_alone, decode_alone)``
 and peak RSS <= output + 200 MB. Results go to
-``benchmarks/results/time_to_betas.json``.
+``benchmarks/results/time_to_betas.json``. Behind the shared proxy instead::
+
+    LAION_FMRI_WAN_PROXY=/work/shared/tools/wan_proxy.py python benchmarks/bench_time_to_betas.py \
+        --skip-loopback --out benchmarks/results/time_to_betas_shared_proxy.json
 """
 
 from __future__ import annotations
@@ -333,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--aws", default=shutil.which("aws"),
                         help="aws cli for the aws_then_nibabel variant (1 session; skipped without it)")
     parser.add_argument("--skip-wan", action="store_true")
+    parser.add_argument("--skip-loopback", action="store_true",
+                        help="only the WAN blocks (e.g. a run behind another WAN proxy)")
     parser.add_argument("--skip-cluster", action="store_true",
                         help="skip the 2-worker dask LocalCluster vs serial comparison")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "time_to_betas.json")
@@ -368,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
                                  "--port", str(proxy_port), "--conn-mbps", "60", "--link-mbps",
                                  "300", "--ttfb-ms", "30"], proxy_port))
             links["wan"] = f"http://127.0.0.1:{proxy_port}"
+        if args.skip_loopback and not args.skip_wan:
+            del links["loopback"]
         results: dict[str, dict[str, object]] = {}
         for link, url in links.items():
             env = {**os.environ, "LAION_FMRI_SOURCE": f"s3://{BUCKET}", "LAION_FMRI_ENDPOINT_URL": url,
