@@ -105,11 +105,7 @@ def variant(
 
         def fetch(key: str) -> int:
             # As stream_betas does it: the first ranges go out with the listing.
-            in_flight = tuning.get("in_flight", rb.DEFAULT_IN_FLIGHT)
-            leading = rb.leading_ranges(tuning.get("range_bytes", rb.DEFAULT_RANGE_BYTES), in_flight)
-            start = rb.ObjectStart(store, key, leading)
-            info, round_trip = start.result()
-            initial = rb.initial_in_flight(round_trip, in_flight)
+            info, start, initial = rb.start_object(store, key, **tuning)
             return sum(len(b) for b in rb.RangeReader(store, info, prefetch=start,
                                                       initial_in_flight=initial, **tuning))
 

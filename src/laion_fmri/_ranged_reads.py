@@ -15,6 +15,7 @@ Used by :mod:`laion_fmri._remote_betas` (streaming decode) and
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
@@ -50,6 +51,7 @@ _WAIT_SIGNAL_S = 0.002
 _GROW_STEP = 2
 #: A first round trip longer than this is a long link: all requests from the start.
 _HIGH_LATENCY_S = 0.010
+#: Bytes per socket read inside one range. Measured (4 sessions on loopback,
 #: interleaved runs): 256 KiB beat 96 KiB and 1 MiB; also where malloc's
 #: thresholds are fixed (dask workers set ``MALLOC_TRIM_THRESHOLD_``) it did no worse.
 _READ_PIECE = 256 * 1024
@@ -270,12 +272,7 @@ def leading_ranges(
     >>> leading_ranges(8 * MiB, 3) == plan_ranges(100 * MiB, 8 * MiB)[:3]
     True
     """
-    step, start, out = first_range_bytes(range_bytes), 0, []
-    for _ in range(max(0, count)):
-        out.append((start, start + step))
-        start += step
-        step = min(step * 2, range_bytes)
-    return out
+    return list(itertools.islice(_ramp(range_bytes), max(0, count)))
 
 
 def plan_ranges(
@@ -309,14 +306,22 @@ def plan_ranges(
     """
     if range_bytes <= 0:
         raise ValueError(f"range_bytes must be positive, got {range_bytes}.")
+    out = []
+    for start, end in _ramp(range_bytes, first_bytes):
+        if start >= size:
+            break
+        out.append((start, min(end, size)))
+    return out
+
+
+def _ramp(range_bytes: int, first_bytes: int | None = None) -> Iterator[tuple[int, int]]:
+    """Consecutive ``[start, end)`` ranges without end: ``first_bytes``, doubling to ``range_bytes``."""
     step = first_bytes if first_bytes is not None else first_range_bytes(range_bytes)
-    step = max(1, min(step, range_bytes))
-    out, start = [], 0
-    while start < size:
-        out.append((start, min(start + step, size)))
+    step, start = max(1, min(step, range_bytes)), 0
+    while True:
+        yield start, start + step
         start += step
         step = min(step * 2, range_bytes)
-    return out
 
 
 def first_range_bytes(range_bytes: int) -> int:
@@ -527,7 +532,6 @@ class RangeReader:
                     # A request already running gives its budget back when it ends.
                     left[0].add_done_callback(lambda _, n=left[1]: budget.release(n))
                     left[0].cancel()
-
 
     def _serve_prefetched(self, early: Future[Any], start: int, end: int) -> Future[Any]:
         """``[start, end)`` as :meth:`_fetch` gives it: the prefetched answer if usable, else a new read."""

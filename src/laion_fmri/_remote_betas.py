@@ -266,15 +266,7 @@ def stream_betas(
     t0 = time.perf_counter()
     early, initial = None, None
     if info is None:
-        # The first ranges go out with the listing (one first-byte latency before
-        # decoding), or went out already (:func:`started`).
-        with _STARTED_LOCK:
-            start = _STARTED.pop((store.url, key), None)
-        if start is None:
-            start = ObjectStart(store, key, leading_ranges(range_bytes, in_flight))
-        info, round_trip = start.result()
-        early = start
-        initial = initial_in_flight(round_trip, in_flight)
+        info, early, initial = start_object(store, key, range_bytes, in_flight)
     keep_path = Path(keep) if keep is not None else None
     part = keep_path.with_name(keep_path.name + ".part") if keep_path is not None else None
     try:
@@ -327,6 +319,43 @@ def stream_betas(
 
 _STARTED_LOCK = threading.Lock()
 _STARTED: dict[tuple[str, str], ObjectStart] = {}
+
+
+def start_object(
+    store: Store, key: str, range_bytes: int = DEFAULT_RANGE_BYTES,
+    in_flight: int = DEFAULT_IN_FLIGHT,
+) -> tuple[ObjectInfo, ObjectStart, int]:
+    """An object's listing, its first ranges in flight, and the requests to start the reader with.
+
+    The first ranges go out with the listing (one first-byte latency before
+    decoding), unless :func:`started` asked for them already.
+
+    Parameters
+    ----------
+    store : Store
+        The source.
+    key : str
+        Object key.
+    range_bytes : int
+        Bytes per ranged request once ramped up.
+    in_flight : int
+        The most requests at once.
+
+    Returns
+    -------
+    tuple of (ObjectInfo, ObjectStart, int)
+        For ``RangeReader(store, info, prefetch=start, initial_in_flight=n)``.
+
+    Examples
+    --------
+    >>> info, start, n = start_object(store, key)  # doctest: +SKIP
+    """
+    with _STARTED_LOCK:
+        start = _STARTED.pop((store.url, key), None)
+    if start is None:
+        start = ObjectStart(store, key, leading_ranges(range_bytes, in_flight))
+    info, round_trip = start.result()
+    return info, start, initial_in_flight(round_trip, in_flight)
 
 
 @contextlib.contextmanager
@@ -432,6 +461,7 @@ __all__ = [
     "first_range_bytes",
     "plan_ranges",
     "read_object",
+    "start_object",
     "started",
     "stream_betas",
     "stream_sessions",

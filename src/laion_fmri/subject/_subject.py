@@ -347,20 +347,20 @@ class Subject(RoiMethods, AnatomyMethods, RawMethods, StimulusMethods, AdapterMe
         check_read_args(stimuli, average, lazy)
         store = fetch_store(fetch)
         source = normalize_mask_source(mask_source) if store is not None else ""
-        with early_betas(self._files, session, source, store, lazy):  # network meanwhile
+        # Betas asked for while the small files come; cache=False keeps the mask index off disk.
+        with early_betas(self._files, session, source, store, lazy), _cache.call_cache(cache):
             if store is not None:  # trial tables and masks first (small, verified)
                 session = prepare(self._files, session, source, store, rois=roi is not None)
-            with _cache.call_cache(cache):  # cache=False keeps the mask index off disk too
-                sel = self.select(session, roi, mask, nc_threshold, one_voxel_set=lazy,
-                                  mask_source=mask_source)
-                reader = self._space(sel.mask_source).betas
-                if lazy:
-                    out: Any = (stack_remote(sel, stimuli) if store is not None else
-                                stack_lazily(reader, self._trials, self._root, sel, stimuli, cache))
-                else:
-                    read = partial(read_session, reader, self._trials, stimuli=stimuli,
-                                   average=average, store=store, keep=keep)
-                    out = read_sessions(read, sel, store, cache)
+            sel = self.select(session, roi, mask, nc_threshold, one_voxel_set=lazy,
+                              mask_source=mask_source)
+            reader = self._space(sel.mask_source).betas
+            if lazy:
+                out: Any = (stack_remote(sel, stimuli) if store is not None else
+                            stack_lazily(reader, self._trials, self._root, sel, stimuli, cache))
+            else:
+                read = partial(read_session, reader, self._trials, stimuli=stimuli,
+                               average=average, store=store, keep=keep)
+                out = read_sessions(read, sel, store, cache)
         if space not in (None, "T1w"):
             from laion_fmri.subject._projection import project_selection
 
